@@ -1,0 +1,145 @@
+// Package bus defines jetmesh's JetStream topology, the names every other package agrees on:
+// the EVENTS and DLQ streams, their subjects, the ingress request subject, the KV buckets,
+// and how the streams are created or updated idempotently at start-up.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names and subjects shared by the server, CLI and sidecar.
+const (
+	EventsStream   = "EVENTS"
+	EventsSubjects = "evt.>"
+	DLQStream      = "DLQ"
+	DLQSubjects    = "dlq.>"
+	// IngressSubject is where the ingress answers publish requests over NATS
+	// (request/reply, same payloads and answers as HTTP POST /v1/events).
+	IngressSubject = "jetmesh.v1.events"
+	// IngressQueue lets several servers share ingress requests.
+	IngressQueue = "jetmesh-ingress"
+)
+
+// StreamsConfig sets the retention of the EVENTS and DLQ streams.
+type StreamsConfig struct {
+	// EventsMaxAge is how long events are kept: the archive that replay reads.
+	EventsMaxAge duration.Duration `yaml:"eventsMaxAge" json:"eventsMaxAge"`
+	// EventsMaxBytes caps the EVENTS stream; the oldest events go first. 0 = no cap.
+	EventsMaxBytes int64 `yaml:"eventsMaxBytes" json:"eventsMaxBytes"`
+	// DLQMaxAge is how long dead-letter records are kept.
+	DLQMaxAge duration.Duration `yaml:"dlqMaxAge" json:"dlqMaxAge"`
+	// DuplicateWindow is how long a re-published event id is recognised and stored once.
+	DuplicateWindow duration.Duration `yaml:"duplicateWindow" json:"duplicateWindow"`
+	// Replicas is the stream replication factor: 1 single-node, 3 in a cluster.
+	Replicas int `yaml:"replicas" json:"replicas"`
+}
+
+// DefaultStreamsConfig is the design's default: 7 days of events, 14 days of DLQ, a
+// 2-minute duplicate window, one replica.
+func DefaultStreamsConfig() StreamsConfig {
+	return StreamsConfig{
+		EventsMaxAge:    duration.Duration(7 * 24 * time.Hour),
+		DLQMaxAge:       duration.Duration(14 * 24 * time.Hour),
+		DuplicateWindow: duration.Duration(2 * time.Minute),
+		Replicas:        1,
+	}
+}
+
+// Validate names every problem in the configuration.
+func (c StreamsConfig) Validate() error {
+	var errs []error
+	if c.EventsMaxAge <= 0 {
+		errs = append(errs, errors.New("streams.eventsMaxAge must be positive"))
+	}
+	if c.DLQMaxAge <= 0 {
+		errs = append(errs, errors.New("streams.dlqMaxAge must be positive"))
+	}
+	if c.DuplicateWindow <= 0 {
+		errs = append(errs, errors.New("streams.duplicateWindow must be positive"))
+	}
+	if c.DuplicateWindow > c.EventsMaxAge {
+		errs = append(errs, fmt.Errorf("streams.duplicateWindow (%s) must not exceed streams.eventsMaxAge (%s)", c.DuplicateWindow, c.EventsMaxAge))
+	}
+	if c.EventsMaxBytes < 0 {
+		errs = append(errs, errors.New("streams.eventsMaxBytes must be 0 (no cap) or positive"))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("streams.replicas must be between 1 and 5, got %d", c.Replicas))
+	}
+	return errors.Join(errs...)
+}
+
+// EventsConfig is the JetStream configuration of the EVENTS stream.
+func (c StreamsConfig) EventsConfig() jetstream.StreamConfig {
+	maxBytes := c.EventsMaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	return jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "jetmesh events, stored once; every rule is a consumer of this stream",
+		Subjects:    []string{EventsSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.EventsMaxAge.Std(),
+		MaxBytes:    maxBytes,
+		Duplicates:  c.DuplicateWindow.Std(),
+		Replicas:    c.Replicas,
+	}
+}
+
+// DLQConfig is the JetStream configuration of the DLQ stream.
+func (c StreamsConfig) DLQConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DLQStream,
+		Description: "jetmesh dead-letter records: rejected events and failed deliveries, with the reason",
+		Subjects:    []string{DLQSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.DLQMaxAge.Std(),
+		Replicas:    c.Replicas,
+	}
+}
+
+// EnsureStreams creates the EVENTS and DLQ streams or updates them to c. It retries while
+// JetStream is not ready yet (a cluster electing its meta leader) until ctx is done.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamsConfig) error {
+	for _, cfg := range []jetstream.StreamConfig{c.EventsConfig(), c.DLQConfig()} {
+		if err := ensureStream(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	wait := 100 * time.Millisecond
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateOrUpdateStream(callCtx, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == 400 {
+			// A refused configuration (for example a change JetStream cannot apply in place)
+			// will not fix itself by waiting.
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s: %w (last error: %w)", cfg.Name, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitRefused = 2
+)
+
+// DefaultServer is the NATS URL admin commands use without --server or JETMESH_SERVER.
+const DefaultServer = "nats://127.0.0.1:4222"
+
+// ErrRefused marks input that was refused: bad flags, a rejected event. It exits 2.
+var ErrRefused = errors.New("refused")
+
+// refusedError is an ErrRefused whose message stands alone.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string        { return e.msg }
+func (e *refusedError) Is(target error) bool { return target == ErrRefused }
+
+// refused returns an error that exits 2.
+func refused(format string, args ...any) error {
+	return &refusedError{msg: fmt.Sprintf(format, args...)}
+}
+
+// globals are the options every command shares.
+type globals struct {
+	server string
+	output string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Execute runs the CLI with os.Args and returns the process exit code.
+func Execute(version string) int {
+	return run(context.Background(), version, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+func run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCmd(version, stdout, stderr)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "jetmesh: %s\n", err)
+	if errors.Is(err, ErrRefused) {
+		return ExitRefused
+	}
+	return ExitFailure
+}
+
+func newRootCmd(version string, stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "jetmesh",
+		Short: "Self-hosted event bus for microservices, on NATS JetStream",
+		Long: `jetmesh is an event bus for microservices: one stream of CloudEvents, JSON Schema
+validation at publish, declarative rules that route events to services, and a
+dead-letter queue, on an embedded NATS JetStream.
+
+Start a server, then publish and watch events:
+
+  jetmesh server
+  jetmesh publish --type orders.created --source /shop --data '{"amount":120}'
+  jetmesh tail 'orders.>'
+
+Admin commands reach the server over NATS: --server, or JETMESH_SERVER
+(default ` + DefaultServer + `).`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          unknownSubcommand,
+		RunE:          showHelp,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return refused("--output must be text or json, got %q", g.output)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return refused("%v (see '%s --help')", err, cmd.CommandPath())
+	})
+	server := os.Getenv("JETMESH_SERVER")
+	if server == "" {
+		server = DefaultServer
+	}
+	root.PersistentFlags().StringVar(&g.server, "server", server, "NATS URL of the jetmesh server (env JETMESH_SERVER)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.AddCommand(
+		newServerCmd(g),
+		newPublishCmd(g),
+		newStreamsCmd(g),
+		newTailCmd(g),
+	)
+	return root
+}
+
+// connect opens a NATS connection to the server named by --server.
+func (g *globals) connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(g.server, nats.Name("jetmesh-"+name), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w (is `jetmesh server` running? set --server or JETMESH_SERVER)", g.server, err)
+	}
+	return nc, nil
+}
+
+// noArgs is cobra.NoArgs with a refused error, so it exits 2.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return refused("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// unknownSubcommand refuses arguments to a command group: they name no subcommand.
+// Command groups use it with showHelp, so a typo exits 2 instead of printing help.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return refused("unknown command %q (see '%s --help')", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
+func showHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }

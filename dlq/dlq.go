@@ -1,0 +1,183 @@
+// Package dlq is the format of jetmesh's dead-letter records: the original event exactly as
+// it was received or stored (headers and body) plus why it is here, carried in Jetmesh-Dlq-*
+// headers on the DLQ stream. Ingress rejections go to dlq.ingress.<reason>, failed
+// deliveries to dlq.rule.<rule>.
+package dlq
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Reasons a record is in the DLQ.
+const (
+	ReasonMalformed        = "malformed"         // not parseable as a CloudEvent at all
+	ReasonInvalidEvent     = "invalid_event"     // an attribute or the data breaks a rule
+	ReasonTooLarge         = "too_large"         // over the size limit
+	ReasonUnknownType      = "unknown_type"      // no schema registered for the type
+	ReasonSchemaInvalid    = "schema_invalid"    // data does not match the type's schema
+	ReasonDeliveryFailed   = "delivery_failed"   // retries exhausted
+	ReasonDeliveryRejected = "delivery_rejected" // the handler refused it for good
+)
+
+// Header names of a record's metadata.
+const (
+	HeaderReason    = "Jetmesh-Dlq-Reason"
+	HeaderError     = "Jetmesh-Dlq-Error"
+	HeaderField     = "Jetmesh-Dlq-Field"
+	HeaderRule      = "Jetmesh-Dlq-Rule"
+	HeaderAttempts  = "Jetmesh-Dlq-Attempts"
+	HeaderStatus    = "Jetmesh-Dlq-Status"
+	HeaderTime      = "Jetmesh-Dlq-Time"
+	HeaderOrigin    = "Jetmesh-Dlq-Origin"
+	HeaderTruncated = "Jetmesh-Dlq-Truncated"
+	headerPrefix    = "Jetmesh-Dlq-"
+)
+
+// maxErrorLen bounds the error text kept in a header; handlers can return anything.
+const maxErrorLen = 1024
+
+// ErrNotRecord is returned by Parse for a message without Jetmesh-Dlq-* metadata.
+var ErrNotRecord = errors.New("not a jetmesh DLQ record")
+
+// Record is one dead-letter record.
+type Record struct {
+	Reason string
+	// Error is the human-readable cause (validator message, handler answer).
+	Error string
+	// Field is the event attribute at fault, for ingress rejections.
+	Field string
+	// Rule is the rule whose delivery failed; empty for ingress rejections.
+	Rule string
+	// Attempts is how many deliveries were made; 0 for ingress rejections.
+	Attempts int
+	// LastStatus is the last HTTP status the handler returned, 0 if none.
+	LastStatus int
+	Time       time.Time
+	// Origin says where the event came from: "http", "nats", "sidecar/<service>".
+	Origin string
+	// Header holds the original event's headers (ce-*, Content-Type); for an event that was
+	// received in structured or batch form, just its Content-Type.
+	Header map[string][]string
+	// Body is the original body: data in binary mode, the JSON entry otherwise.
+	Body []byte
+	// TruncatedFrom is the original body size when Body was cut to fit; 0 otherwise.
+	TruncatedFrom int
+}
+
+// Subject is where the record is stored: dlq.rule.<rule> or dlq.ingress.<reason>.
+func (r *Record) Subject() string {
+	if r.Rule != "" {
+		return "dlq.rule." + r.Rule
+	}
+	return "dlq.ingress." + r.Reason
+}
+
+// Msg renders the record as a message for the DLQ stream. Original headers that would
+// change how JetStream stores it (Nats-*) are dropped; everything else is kept.
+func (r *Record) Msg() *nats.Msg {
+	h := nats.Header{}
+	for k, vs := range r.Header {
+		if strings.HasPrefix(strings.ToLower(k), "nats-") || strings.HasPrefix(k, headerPrefix) {
+			continue
+		}
+		h[k] = vs
+	}
+	h.Set(HeaderReason, r.Reason)
+	setIf(h, HeaderError, sanitize(r.Error))
+	setIf(h, HeaderField, r.Field)
+	setIf(h, HeaderRule, r.Rule)
+	setIf(h, HeaderOrigin, r.Origin)
+	if r.Attempts > 0 {
+		h.Set(HeaderAttempts, strconv.Itoa(r.Attempts))
+	}
+	if r.LastStatus > 0 {
+		h.Set(HeaderStatus, strconv.Itoa(r.LastStatus))
+	}
+	if r.TruncatedFrom > 0 {
+		h.Set(HeaderTruncated, strconv.Itoa(r.TruncatedFrom))
+	}
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	h.Set(HeaderTime, t.UTC().Format(time.RFC3339Nano))
+	return &nats.Msg{Subject: r.Subject(), Header: h, Data: r.Body}
+}
+
+// Parse reads a record back from a DLQ message's headers and body.
+func Parse(header nats.Header, body []byte) (*Record, error) {
+	reason := header.Get(HeaderReason)
+	if reason == "" {
+		return nil, ErrNotRecord
+	}
+	r := &Record{
+		Reason: reason,
+		Error:  header.Get(HeaderError),
+		Field:  header.Get(HeaderField),
+		Rule:   header.Get(HeaderRule),
+		Origin: header.Get(HeaderOrigin),
+		Header: map[string][]string{},
+		Body:   body,
+	}
+	var err error
+	if r.Attempts, err = atoiIf(header.Get(HeaderAttempts)); err != nil {
+		return nil, fmt.Errorf("%s: %w", HeaderAttempts, err)
+	}
+	if r.LastStatus, err = atoiIf(header.Get(HeaderStatus)); err != nil {
+		return nil, fmt.Errorf("%s: %w", HeaderStatus, err)
+	}
+	if r.TruncatedFrom, err = atoiIf(header.Get(HeaderTruncated)); err != nil {
+		return nil, fmt.Errorf("%s: %w", HeaderTruncated, err)
+	}
+	if ts := header.Get(HeaderTime); ts != "" {
+		if r.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return nil, fmt.Errorf("%s: %w", HeaderTime, err)
+		}
+	}
+	for k, vs := range header {
+		if !strings.HasPrefix(k, headerPrefix) {
+			r.Header[k] = vs
+		}
+	}
+	return r, nil
+}
+
+// Truncate cuts body to at most limit bytes, recording the original size.
+func (r *Record) Truncate(limit int) {
+	if limit > 0 && len(r.Body) > limit {
+		r.TruncatedFrom = len(r.Body)
+		r.Body = r.Body[:limit]
+	}
+}
+
+func setIf(h nats.Header, k, v string) {
+	if v != "" {
+		h.Set(k, v)
+	}
+}
+
+func atoiIf(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.Atoi(s)
+}
+
+// sanitize makes arbitrary text safe for a header: no control characters, bounded length.
+func sanitize(s string) string {
+	if len(s) > maxErrorLen {
+		s = s[:maxErrorLen] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

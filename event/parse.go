@@ -1,0 +1,333 @@
+package event
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseStructured parses and validates one event in CloudEvents structured JSON mode.
+// maxBytes bounds the size of raw; zero or less means DefaultMaxBytes.
+func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
+	if limit := limitOrDefault(maxBytes); len(raw) > limit {
+		return nil, tooLarge(len(raw), limit)
+	}
+	var attrs map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &attrs); err != nil {
+		return nil, malformed("not a JSON object: %s", jsonProblem(err))
+	}
+	if attrs == nil {
+		return nil, malformed("not a JSON object: got null")
+	}
+	e := &Event{}
+	var data, data64 json.RawMessage
+	for name, value := range attrs {
+		switch name {
+		case "data":
+			data = value
+			continue
+		case "data_base64":
+			data64 = value
+			continue
+		}
+		if isNull(value) {
+			continue // CloudEvents: a null attribute is an absent one
+		}
+		s, err := attrString(name, value)
+		if err != nil {
+			return nil, err
+		}
+		switch name {
+		case "specversion":
+			e.SpecVersion = s
+		case "id":
+			e.ID = s
+		case "source":
+			e.Source = s
+		case "type":
+			e.Type = s
+		case "subject":
+			e.Subject = s
+		case "time":
+			t, err := parseTime(s)
+			if err != nil {
+				return nil, err
+			}
+			e.Time = t
+		case "datacontenttype":
+			e.DataContentType = s
+		case "dataschema":
+			e.DataSchema = s
+		default:
+			if e.Extensions == nil {
+				e.Extensions = make(map[string]string)
+			}
+			e.Extensions[name] = s
+		}
+	}
+	if err := e.setStructuredData(data, data64); err != nil {
+		return nil, err
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Event) setStructuredData(data, data64 json.RawMessage) error {
+	hasData, hasData64 := len(data) > 0 && !isNull(data), len(data64) > 0 && !isNull(data64)
+	switch {
+	case hasData && hasData64:
+		return invalid("data", RuleDataConflict, "data and data_base64 are mutually exclusive")
+	case hasData64:
+		var s string
+		if err := json.Unmarshal(data64, &s); err != nil {
+			return invalid("data_base64", RuleString, "must be a base64 string")
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return invalid("data_base64", RuleBase64, "is not valid base64: %v", err)
+		}
+		e.Data = b
+	case hasData:
+		// Non-JSON content carried as a JSON string is stored as the string's bytes (for
+		// text/plain, "hello" is stored as hello); JSON content is stored as JSON text.
+		if !IsJSON(e.ContentType()) && data[0] == '"' {
+			var s string
+			if err := json.Unmarshal(data, &s); err != nil {
+				return invalid("data", RuleString, "is not a valid JSON string")
+			}
+			e.Data = []byte(s)
+			return nil
+		}
+		e.Data = bytes.Clone(data)
+	}
+	return nil
+}
+
+// ParseBatch splits a CloudEvents batch (a JSON array of structured events) into its
+// entries without parsing them, so one bad entry does not sink the others.
+func ParseBatch(raw []byte) ([]json.RawMessage, error) {
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		return nil, malformed("batch is not a JSON array: %s", jsonProblem(err))
+	}
+	if entries == nil {
+		return nil, malformed("batch is not a JSON array: got null")
+	}
+	return entries, nil
+}
+
+// headerSource is a read view over binary-mode headers, HTTP or NATS alike.
+type headerSource interface {
+	each(fn func(name, value string))
+}
+
+type httpHeaders http.Header
+
+func (h httpHeaders) each(fn func(string, string)) {
+	for k, vs := range h {
+		if len(vs) > 0 {
+			fn(k, vs[0])
+		}
+	}
+}
+
+type mapHeaders map[string][]string
+
+func (h mapHeaders) each(fn func(string, string)) {
+	for k, vs := range h {
+		if len(vs) > 0 {
+			fn(k, vs[0])
+		}
+	}
+}
+
+// IsBinaryHTTP reports whether an HTTP request carries an event in binary mode, i.e. has a
+// ce-specversion header.
+func IsBinaryHTTP(h http.Header) bool { return h.Get("Ce-Specversion") != "" }
+
+// ParseHTTPBinary parses and validates an event in CloudEvents HTTP binary mode: ce-*
+// headers (percent-decoded), Content-Type as datacontenttype, body as data.
+func ParseHTTPBinary(h http.Header, body []byte, maxBytes int) (*Event, error) {
+	return parseBinary(httpHeaders(h), body, maxBytes, true)
+}
+
+// ParseNATSBinary parses and validates an event in the binary form jetmesh stores and
+// accepts over NATS: ce-* headers (matched case-insensitively), Content-Type, body as data.
+// h is a nats.Header; the type is spelled out so this package needs no NATS import.
+func ParseNATSBinary(h map[string][]string, body []byte, maxBytes int) (*Event, error) {
+	return parseBinary(mapHeaders(h), body, maxBytes, false)
+}
+
+func parseBinary(h headerSource, body []byte, maxBytes int, percentDecode bool) (*Event, error) {
+	size := len(body)
+	h.each(func(k, v string) { size += len(k) + len(v) })
+	if limit := limitOrDefault(maxBytes); size > limit {
+		return nil, tooLarge(size, limit)
+	}
+	e := &Event{}
+	var perr *Error
+	h.each(func(k, v string) {
+		if perr != nil {
+			return
+		}
+		lk := strings.ToLower(k)
+		if lk == "content-type" {
+			e.DataContentType = v
+			return
+		}
+		name, ok := strings.CutPrefix(lk, "ce-")
+		if !ok {
+			return
+		}
+		if percentDecode {
+			if d, err := url.PathUnescape(v); err == nil {
+				v = d
+			}
+		}
+		switch name {
+		case "specversion":
+			e.SpecVersion = v
+		case "id":
+			e.ID = v
+		case "source":
+			e.Source = v
+		case "type":
+			e.Type = v
+		case "subject":
+			e.Subject = v
+		case "time":
+			t, err := parseTime(v)
+			if err != nil {
+				perr = err
+				return
+			}
+			e.Time = t
+		case "dataschema":
+			e.DataSchema = v
+		case "datacontenttype":
+			// Not a binary-mode header (Content-Type carries it); ignore like the spec says.
+		default:
+			if e.Extensions == nil {
+				e.Extensions = make(map[string]string)
+			}
+			e.Extensions[name] = v
+		}
+	})
+	if perr != nil {
+		return nil, perr
+	}
+	if len(body) > 0 {
+		e.Data = bytes.Clone(body)
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Header names of the stored binary form.
+const (
+	HeaderMsgID       = "Nats-Msg-Id"
+	HeaderContentType = "Content-Type"
+)
+
+// Header returns the stored binary-form headers of the event: ce-* attributes, Content-Type
+// and Nats-Msg-Id = id, so the stream's duplicate window drops re-publishes.
+func (e *Event) Header() map[string][]string {
+	h := make(map[string][]string, 8+len(e.Extensions))
+	set := func(k, v string) {
+		if v != "" {
+			h[k] = []string{v}
+		}
+	}
+	set("ce-specversion", e.SpecVersion)
+	set("ce-id", e.ID)
+	set("ce-source", e.Source)
+	set("ce-type", e.Type)
+	set("ce-subject", e.Subject)
+	if !e.Time.IsZero() {
+		set("ce-time", e.Time.Format(time.RFC3339Nano))
+	}
+	set("ce-dataschema", e.DataSchema)
+	for name, v := range e.Extensions {
+		set("ce-"+name, v)
+	}
+	set(HeaderContentType, e.ContentType())
+	set(HeaderMsgID, e.ID)
+	return h
+}
+
+func attrString(name string, value json.RawMessage) (string, *Error) {
+	var s string
+	if err := json.Unmarshal(value, &s); err == nil {
+		return s, nil
+	}
+	switch name {
+	case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema":
+		return "", invalid(name, RuleString, "must be a JSON string, got %s", truncate(string(value), 40))
+	}
+	// Extension attributes may be booleans or integers; the binary form carries them as
+	// strings, so that is what they become here.
+	var v any
+	if err := json.Unmarshal(value, &v); err == nil {
+		switch v.(type) {
+		case bool, float64:
+			return string(value), nil
+		}
+	}
+	return "", invalid(name, RuleExtension, "extension attribute values must be strings, numbers or booleans, got %s", truncate(string(value), 40))
+}
+
+func parseTime(s string) (time.Time, *Error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid("time", RuleTimestamp, "must be an RFC 3339 timestamp like 2024-05-01T12:00:00Z, got %q", truncate(s, 64))
+	}
+	return t, nil
+}
+
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+func limitOrDefault(n int) int {
+	if n <= 0 {
+		return DefaultMaxBytes
+	}
+	return n
+}
+
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return syn.Error() + " at byte " + strconv.FormatInt(syn.Offset, 10)
+	case errors.As(err, &typ):
+		return "got a JSON " + typ.Value
+	}
+	return err.Error()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

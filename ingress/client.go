@@ -1,0 +1,58 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/nats-io/nats.go"
+)
+
+// Client publishes events to a jetmesh ingress over NATS. It is safe for concurrent use.
+type Client struct {
+	nc *nats.Conn
+}
+
+// NewClient returns a client that sends requests over nc.
+func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+
+// Publish sends events as one request (a batch when there are several) and returns the
+// ingress's per-entry answer. An error means no answer was had; rejected entries are
+// reported in the Response, not as an error.
+func (c *Client) Publish(ctx context.Context, events ...*event.Event) (*Response, error) {
+	if len(events) == 0 {
+		return nil, errors.New("ingress: nothing to publish")
+	}
+	msg := nats.NewMsg(bus.IngressSubject)
+	var err error
+	if len(events) == 1 {
+		msg.Header.Set("Content-Type", MediaStructured)
+		msg.Data, err = json.Marshal(events[0])
+	} else {
+		msg.Header.Set("Content-Type", MediaBatch)
+		msg.Data, err = json.Marshal(events)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingress: encoding events: %w", err)
+	}
+	return c.Send(ctx, msg)
+}
+
+// Send sends a prepared request (any payload the ingress reads) and decodes the answer.
+func (c *Client) Send(ctx context.Context, msg *nats.Msg) (*Response, error) {
+	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("%w on %s (is `jetmesh server` running?)", ErrNoIngress, c.nc.ConnectedUrlRedacted())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingress request: %w", err)
+	}
+	var resp Response
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
+	}
+	return &resp, nil
+}

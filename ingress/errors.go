@@ -1,0 +1,22 @@
+package ingress
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrNoIngress: nobody answers on the ingress subject (no server running or reachable).
+	ErrNoIngress = errors.New("no jetmesh ingress is answering")
+	// ErrBadResponse: the ingress answered with something that is not a publish response.
+	ErrBadResponse = errors.New("unreadable ingress response")
+)
+
+// Entry and request error codes, stable for API clients. Codes that are also DLQ reasons
+// share their spelling with package dlq.
+const (
+	CodeMalformed            = "malformed"
+	CodeInvalidEvent         = "invalid_event"
+	CodeTooLarge             = "too_large"
+	CodeTooManyEntries       = "too_many_entries"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeUnavailable          = "unavailable"
+)

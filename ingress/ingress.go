@@ -1,0 +1,331 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/dlq"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Media types the ingress reads.
+const (
+	MediaStructured = "application/cloudevents+json"
+	MediaBatch      = "application/cloudevents-batch+json"
+	MediaJSON       = "application/json"
+)
+
+// Config bounds what the ingress accepts and how much work it holds at once.
+type Config struct {
+	// MaxEventBytes is the size limit of one event (attributes plus data).
+	MaxEventBytes int `yaml:"maxEventBytes" json:"maxEventBytes"`
+	// MaxRequestBytes is the size limit of one request body (a whole batch).
+	MaxRequestBytes int `yaml:"maxRequestBytes" json:"maxRequestBytes"`
+	// MaxBatchEntries is the most events one batch may hold.
+	MaxBatchEntries int `yaml:"maxBatchEntries" json:"maxBatchEntries"`
+	// MaxInflight is how many requests are worked on at once; more wait their turn, so
+	// memory stays bounded under any load.
+	MaxInflight int `yaml:"maxInflight" json:"maxInflight"`
+	// PublishTimeout bounds the wait for JetStream's acknowledgement.
+	PublishTimeout duration.Duration `yaml:"publishTimeout" json:"publishTimeout"`
+}
+
+// DefaultConfig: 256 KiB events, 4 MiB requests, 1,000 entries per batch, 256 requests in
+// flight, 5 s publish timeout.
+func DefaultConfig() Config {
+	return Config{
+		MaxEventBytes:   event.DefaultMaxBytes,
+		MaxRequestBytes: 4 << 20,
+		MaxBatchEntries: 1000,
+		MaxInflight:     256,
+		PublishTimeout:  duration.Duration(5 * time.Second),
+	}
+}
+
+// Validate names every problem in the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxEventBytes < 1024 {
+		errs = append(errs, fmt.Errorf("ingress.maxEventBytes must be at least 1024, got %d", c.MaxEventBytes))
+	}
+	if c.MaxRequestBytes < c.MaxEventBytes {
+		errs = append(errs, fmt.Errorf("ingress.maxRequestBytes (%d) must be at least ingress.maxEventBytes (%d)", c.MaxRequestBytes, c.MaxEventBytes))
+	}
+	if c.MaxBatchEntries < 1 {
+		errs = append(errs, fmt.Errorf("ingress.maxBatchEntries must be at least 1, got %d", c.MaxBatchEntries))
+	}
+	if c.MaxInflight < 1 {
+		errs = append(errs, fmt.Errorf("ingress.maxInflight must be at least 1, got %d", c.MaxInflight))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, errors.New("ingress.publishTimeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Ingress validates and stores events. Create it with New.
+type Ingress struct {
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+	sem chan struct{}
+}
+
+// New returns an ingress that stores into the EVENTS and DLQ streams through nc.
+func New(nc *nats.Conn, cfg Config, log *slog.Logger) (*Ingress, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout.Std()))
+	if err != nil {
+		return nil, fmt.Errorf("ingress: %w", err)
+	}
+	return &Ingress{js: js, cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxInflight)}, nil
+}
+
+// entry is one event of a request: parsed, or the reason it could not be, plus what the DLQ
+// needs to keep the original.
+type entry struct {
+	ev     *event.Event
+	err    error
+	header map[string][]string
+	raw    []byte
+}
+
+// request is a publish request as a transport received it.
+type request struct {
+	origin      string
+	contentType string
+	body        []byte
+	// parseBinary parses the request in binary mode, nil when it has no ce-* headers.
+	parseBinary func(maxBytes int) (*event.Event, error)
+	// binaryHeader is the part of the request's headers a DLQ record keeps (ce-*, Content-Type).
+	binaryHeader map[string][]string
+	// trace holds traceparent/tracestate from the transport, copied into events lacking them.
+	trace map[string]string
+}
+
+// acquire takes one of MaxInflight slots, waiting for one while ctx allows.
+func (in *Ingress) acquire(ctx context.Context) error {
+	select {
+	case in.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (in *Ingress) release() { <-in.sem }
+
+// process decodes, validates, stores and answers one request.
+func (in *Ingress) process(ctx context.Context, req request) *Response {
+	entries, reqErr := in.decode(req)
+	if reqErr != nil {
+		in.deadLetterRequest(ctx, req, reqErr)
+		return &Response{Error: reqErr, Entries: []EntryResult{}}
+	}
+	return in.store(ctx, req, entries)
+}
+
+func (in *Ingress) decode(req request) ([]entry, *RequestError) {
+	if req.parseBinary != nil {
+		ev, err := req.parseBinary(in.cfg.MaxEventBytes)
+		return []entry{{ev: ev, err: err, header: req.binaryHeader, raw: req.body}}, nil
+	}
+	mediaType := strings.ToLower(strings.TrimSpace(req.contentType))
+	if mediaType != "" {
+		mt, _, err := mime.ParseMediaType(mediaType)
+		if err != nil {
+			return nil, &RequestError{Code: CodeUnsupportedMediaType, Message: fmt.Sprintf("unreadable Content-Type %q: %v", req.contentType, err)}
+		}
+		mediaType = mt
+	}
+	batch := false
+	switch mediaType {
+	case MediaBatch:
+		batch = true
+	case MediaStructured:
+	case MediaJSON, "":
+		// Plain JSON: a JSON array is a batch, anything else one structured event.
+		batch = firstByte(req.body) == '['
+	default:
+		return nil, &RequestError{Code: CodeUnsupportedMediaType, Message: fmt.Sprintf(
+			"Content-Type %q is not an event: send %s, %s, or binary mode with ce-* headers", req.contentType, MediaStructured, MediaBatch)}
+	}
+	structuredHeader := map[string][]string{event.HeaderContentType: {MediaStructured}}
+	if !batch {
+		ev, err := event.ParseStructured(req.body, in.cfg.MaxEventBytes)
+		return []entry{{ev: ev, err: err, header: structuredHeader, raw: req.body}}, nil
+	}
+	raws, err := event.ParseBatch(req.body)
+	if err != nil {
+		return nil, &RequestError{Code: CodeMalformed, Message: err.Error()}
+	}
+	switch {
+	case len(raws) == 0:
+		return nil, &RequestError{Code: CodeMalformed, Message: "batch has no entries"}
+	case len(raws) > in.cfg.MaxBatchEntries:
+		return nil, &RequestError{Code: CodeTooManyEntries, Message: fmt.Sprintf("batch has %d entries, over the limit of %d", len(raws), in.cfg.MaxBatchEntries)}
+	}
+	entries := make([]entry, len(raws))
+	for i, raw := range raws {
+		ev, err := event.ParseStructured(raw, in.cfg.MaxEventBytes)
+		entries[i] = entry{ev: ev, err: err, header: structuredHeader, raw: raw}
+	}
+	return entries, nil
+}
+
+// store publishes every valid entry to EVENTS and every rejected one to the DLQ, all
+// asynchronously, then waits for every acknowledgement before answering.
+func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Response {
+	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
+	defer cancel()
+	resp := &Response{Entries: make([]EntryResult, len(entries))}
+	futures := make([]jetstream.PubAckFuture, len(entries))
+	var dead []jetstream.PubAckFuture
+	now := time.Now().UTC()
+	for i := range entries {
+		en := &entries[i]
+		if en.err != nil {
+			resp.Entries[i] = rejection(en.err)
+			if f := in.deadLetter(req.origin, en.header, en.raw, resp.Entries[i]); f != nil {
+				dead = append(dead, f)
+			}
+			continue
+		}
+		if en.ev.Time.IsZero() {
+			en.ev.Time = now
+		}
+		addTrace(en.ev, req.trace)
+		msg := &nats.Msg{Subject: en.ev.NATSSubject(), Header: en.ev.Header(), Data: en.ev.Data}
+		f, err := in.js.PublishMsgAsync(msg, jetstream.WithExpectStream(bus.EventsStream), jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
+		if err != nil {
+			resp.Entries[i] = unavailable(en.ev.ID, err)
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		ack, err := waitAck(ctx, f)
+		if err != nil {
+			in.log.Error("storing event failed", "id", entries[i].ev.ID, "type", entries[i].ev.Type, "error", err)
+			resp.Entries[i] = unavailable(entries[i].ev.ID, err)
+			continue
+		}
+		resp.Entries[i] = EntryResult{ID: entries[i].ev.ID, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+	}
+	for _, f := range dead {
+		if _, err := waitAck(ctx, f); err != nil {
+			in.log.Error("writing DLQ record failed", "error", err)
+		}
+	}
+	for _, r := range resp.Entries {
+		if !r.Accepted() {
+			resp.FailedEntryCount++
+		}
+	}
+	return resp
+}
+
+// deadLetter starts writing the DLQ record of one rejected entry.
+func (in *Ingress) deadLetter(origin string, header map[string][]string, raw []byte, res EntryResult) jetstream.PubAckFuture {
+	rec := &dlq.Record{Reason: res.ErrorCode, Error: res.ErrorMessage, Field: res.Field, Origin: origin, Header: header, Body: raw}
+	rec.Truncate(in.cfg.MaxEventBytes)
+	in.log.Debug("event rejected", "origin", origin, "code", res.ErrorCode, "error", res.ErrorMessage)
+	f, err := in.js.PublishMsgAsync(rec.Msg(), jetstream.WithExpectStream(bus.DLQStream))
+	if err != nil {
+		in.log.Error("writing DLQ record failed", "reason", rec.Reason, "error", err)
+		return nil
+	}
+	return f
+}
+
+// deadLetterRequest records a request refused as a whole, body cut to the event limit.
+func (in *Ingress) deadLetterRequest(ctx context.Context, req request, rerr *RequestError) {
+	header := req.binaryHeader
+	if header == nil {
+		header = map[string][]string{event.HeaderContentType: {req.contentType}}
+	}
+	f := in.deadLetter(req.origin, header, req.body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: rerr.Message})
+	if f == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
+	defer cancel()
+	if _, err := waitAck(ctx, f); err != nil {
+		in.log.Error("writing DLQ record failed", "error", err)
+	}
+}
+
+func waitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for JetStream acknowledgement: %w", ctx.Err())
+	}
+}
+
+func rejection(err error) EntryResult {
+	var ee *event.Error
+	if !errors.As(err, &ee) {
+		return EntryResult{ErrorCode: CodeInvalidEvent, ErrorMessage: err.Error()}
+	}
+	code := CodeInvalidEvent
+	switch {
+	case errors.Is(err, event.ErrMalformed):
+		code = CodeMalformed
+	case errors.Is(err, event.ErrTooLarge):
+		code = CodeTooLarge
+	}
+	return EntryResult{ErrorCode: code, ErrorMessage: ee.Error(), Field: ee.Field}
+}
+
+func unavailable(id string, err error) EntryResult {
+	return EntryResult{ID: id, ErrorCode: CodeUnavailable,
+		ErrorMessage: "event not stored, retry with the same id: " + err.Error()}
+}
+
+// maxTraceLen bounds a trace header taken from a transport; W3C values are far shorter.
+const maxTraceLen = 512
+
+// addTrace copies transport-level trace context into an event that carries none, so
+// delivery can continue the caller's trace.
+func addTrace(ev *event.Event, trace map[string]string) {
+	for name, v := range trace {
+		if _, ok := ev.Extensions[name]; ok || v == "" || len(v) > maxTraceLen {
+			continue
+		}
+		if ev.Extensions == nil {
+			ev.Extensions = make(map[string]string, len(trace))
+		}
+		ev.Extensions[name] = v
+	}
+}
+
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}

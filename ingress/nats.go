@@ -1,0 +1,86 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/nats-io/nats.go"
+)
+
+// HeaderStatus carries the HTTP-equivalent status of a NATS ingress answer.
+const HeaderStatus = "Jetmesh-Status"
+
+// Serve answers publish requests on bus.IngressSubject (queue group bus.IngressQueue) until
+// ctx is done, then stops taking requests, finishes the ones it holds, and returns.
+func (in *Ingress) Serve(ctx context.Context, nc *nats.Conn) error {
+	var wg sync.WaitGroup
+	sub, err := nc.QueueSubscribe(bus.IngressSubject, bus.IngressQueue, func(m *nats.Msg) {
+		// Blocking here pushes back on the subscription, whose pending buffer is bounded.
+		if in.acquire(ctx) != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer in.release()
+			in.serveNATS(m)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("ingress: subscribing to %s: %w", bus.IngressSubject, err)
+	}
+	<-ctx.Done()
+	// Unsubscribe rather than Drain: requests still queued would be answered after the
+	// caller's connection is gone; callers retry on a timeout, and ids make that safe.
+	err = sub.Unsubscribe()
+	wg.Wait()
+	return err
+}
+
+func (in *Ingress) serveNATS(m *nats.Msg) {
+	req := request{origin: "nats", contentType: m.Header.Get("Content-Type"), body: m.Data, trace: map[string]string{}}
+	for k, vs := range m.Header {
+		lk := strings.ToLower(k)
+		for _, h := range traceHeaders {
+			if lk == h && len(vs) > 0 {
+				req.trace[h] = vs[0]
+			}
+		}
+		if lk == "ce-specversion" {
+			req.binaryHeader = natsBinaryHeaders(m.Header)
+			req.parseBinary = func(maxBytes int) (*event.Event, error) {
+				return event.ParseNATSBinary(m.Header, m.Data, maxBytes)
+			}
+		}
+		if lk == "content-type" && len(vs) > 0 {
+			req.contentType = vs[0]
+		}
+	}
+	resp := in.process(context.Background(), req)
+	if m.Reply == "" {
+		return
+	}
+	reply := nats.NewMsg(m.Reply)
+	reply.Header.Set(HeaderStatus, strconv.Itoa(resp.StatusCode()))
+	reply.Data, _ = json.Marshal(resp) // plain structs always marshal
+	if err := m.RespondMsg(reply); err != nil {
+		in.log.Warn("answering publish request failed", "error", err)
+	}
+}
+
+func natsBinaryHeaders(h nats.Header) map[string][]string {
+	out := make(map[string][]string)
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "ce-") || lk == "content-type" {
+			out[lk] = vs
+		}
+	}
+	return out
+}

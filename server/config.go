@@ -1,0 +1,131 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/internal/duration"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything a server needs. A YAML file (--config) sets any of it; flags win.
+type Config struct {
+	// DataDir holds the JetStream store. Keep it across restarts: it is the event archive.
+	DataDir string `yaml:"data"`
+	// NATSAddr is where clients, sidecars and the CLI connect (host:port). Port 0 picks a
+	// free port.
+	NATSAddr string `yaml:"nats"`
+	// HTTPAddr serves POST /v1/events, /healthz and /readyz. Port 0 picks a free port.
+	HTTPAddr string `yaml:"http"`
+	// MonitorAddr serves the NATS monitoring endpoints (/varz, /jsz, ...); empty disables.
+	MonitorAddr string `yaml:"monitor"`
+	// Name is the server's name in NATS; defaults to the host name.
+	Name string `yaml:"name"`
+	// SyncAlways fsyncs every write before acknowledging it. Without it an acknowledged
+	// event survives a process crash (kill -9) but not a power loss within the sync interval
+	// (2 minutes); with it publishing is roughly an order of magnitude slower.
+	SyncAlways bool `yaml:"syncAlways"`
+	// MaxStore caps JetStream's disk use in bytes; 0 lets NATS take up to 75% of free disk.
+	MaxStore int64 `yaml:"maxStore"`
+	// ShutdownTimeout bounds the drain on SIGTERM: in-flight requests get this long.
+	ShutdownTimeout duration.Duration `yaml:"shutdownTimeout"`
+	// Streams sets the retention of the EVENTS and DLQ streams.
+	Streams bus.StreamsConfig `yaml:"streams"`
+	// Ingress bounds what the publisher accepts.
+	Ingress ingress.Config `yaml:"ingress"`
+}
+
+// DefaultConfig is a single node listening on loopback with data under ./data.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "./data",
+		NATSAddr:        "127.0.0.1:4222",
+		HTTPAddr:        "127.0.0.1:8080",
+		ShutdownTimeout: duration.Duration(15 * time.Second),
+		Streams:         bus.DefaultStreamsConfig(),
+		Ingress:         ingress.DefaultConfig(),
+	}
+}
+
+// ErrConfig marks a configuration problem (bad file, bad value).
+var ErrConfig = errors.New("invalid server configuration")
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors, so a typo does
+// not silently fall back to a default.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	return cfg, nil
+}
+
+// Validate names every problem in the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	if err := checkAddr("nats", c.NATSAddr, false); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkAddr("http", c.HTTPAddr, false); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkAddr("monitor", c.MonitorAddr, true); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxStore < 0 {
+		errs = append(errs, fmt.Errorf("maxStore must be 0 (NATS default) or positive, got %d", c.MaxStore))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdownTimeout must be positive"))
+	}
+	if err := c.Streams.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Ingress.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w:\n%w", ErrConfig, err)
+	}
+	return nil
+}
+
+func checkAddr(name, addr string, optional bool) error {
+	if addr == "" {
+		if optional {
+			return nil
+		}
+		return fmt.Errorf("%s: an address (host:port) is required", name)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not host:port: %w", name, addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%s: %q has an invalid port", name, addr)
+	}
+	return nil
+}
+
+func splitAddr(addr string) (string, int) {
+	host, port, _ := net.SplitHostPort(addr) // checked by Validate
+	p, _ := strconv.Atoi(port)
+	return host, p
+}

@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/ingress"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is one jetmesh node.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	ready atomic.Bool
+	// started is closed once every listener is up (or Run failed before that).
+	started  chan struct{}
+	natsURL  string
+	httpAddr string
+}
+
+// New checks cfg and returns a server ready to Run.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: cfg, log: log, started: make(chan struct{})}, nil
+}
+
+// Started is closed once the server listens everywhere and its streams exist.
+func (s *Server) Started() <-chan struct{} { return s.started }
+
+// NATSURL is the client URL, valid after Started.
+func (s *Server) NATSURL() string { return s.natsURL }
+
+// HTTPAddr is the HTTP listen address, valid after Started.
+func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// Run starts everything, serves until ctx is cancelled, then drains: it stops taking new
+// requests, lets in-flight ones finish within ShutdownTimeout, and shuts JetStream down
+// cleanly. A failure to start is returned at once.
+func (s *Server) Run(ctx context.Context) error {
+	startedOnce := sync.OnceFunc(func() { close(s.started) })
+	defer startedOnce()
+
+	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	ns, err := s.startNATS()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		s.log.Info("jetmesh server stopped")
+	}()
+
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("jetmesh-server"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("in-process NATS connection: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = bus.EnsureStreams(ensureCtx, js, s.cfg.Streams)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("creating streams: %w", err)
+	}
+
+	ing, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	s.httpAddr = ln.Addr().String()
+	httpSrv := &http.Server{
+		Handler:           s.routes(ing, nc),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	var wg sync.WaitGroup
+	ingressCtx, stopIngress := context.WithCancel(context.Background())
+	defer stopIngress()
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		if err := ing.Serve(ingressCtx, nc); err != nil {
+			errc <- fmt.Errorf("nats ingress: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	})
+
+	s.ready.Store(true)
+	startedOnce()
+	s.log.Info("jetmesh server ready",
+		"nats", s.natsURL, "http", "http://"+s.httpAddr, "monitor", monitorURL(ns),
+		"data", s.cfg.DataDir, "ingress_subject", bus.IngressSubject, "sync_always", s.cfg.SyncAlways)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.ready.Store(false)
+	s.log.Info("draining", "timeout", s.cfg.ShutdownTimeout.String())
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
+	defer cancelDrain()
+	if err := httpSrv.Shutdown(drainCtx); err != nil {
+		s.log.Warn("http drain incomplete", "error", err)
+	}
+	stopIngress()
+	wg.Wait()
+	return runErr
+}
+
+// startNATS starts the embedded nats-server and waits until it takes connections, failing
+// fast when it cannot listen.
+func (s *Server) startNATS() (*natsserver.Server, error) {
+	host, port := splitAddr(s.cfg.NATSAddr)
+	if port == 0 {
+		port = natsserver.RANDOM_PORT // nats-server reads 0 as "default port"
+	}
+	opts := &natsserver.Options{
+		ServerName:         s.cfg.Name,
+		Host:               host,
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           s.cfg.DataDir,
+		JetStreamMaxMemory: 256 << 20,
+		JetStreamMaxStore:  s.cfg.MaxStore,
+		SyncAlways:         s.cfg.SyncAlways,
+		MaxPayload:         int32(s.cfg.Ingress.MaxRequestBytes + 64<<10),
+		NoSigs:             true,
+	}
+	if s.cfg.MonitorAddr != "" {
+		opts.HTTPHost, opts.HTTPPort = splitAddr(s.cfg.MonitorAddr)
+		if opts.HTTPPort == 0 {
+			opts.HTTPPort = natsserver.RANDOM_PORT
+		}
+	}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	logger := &natsLogger{log: s.log.With("component", "nats"), fatal: make(chan string, 1)}
+	ns.SetLoggerV2(logger, false, false, false)
+	ns.Start()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-logger.fatal:
+			ns.Shutdown()
+			return nil, fmt.Errorf("nats server: %s", msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, errors.New("nats server: not ready after 15s")
+		}
+	}
+	if !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		return nil, errors.New("nats server: JetStream did not start (see the log above)")
+	}
+	s.natsURL = ns.ClientURL()
+	return ns, nil
+}
+
+func monitorURL(ns *natsserver.Server) string {
+	if a := ns.MonitorAddr(); a != nil {
+		return "http://" + a.String()
+	}
+	return "off"
+}
+
+func (s *Server) routes(ing *ingress.Ingress, nc *nats.Conn) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/events", ing)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, http.StatusOK, "ok", "")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !s.ready.Load():
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable", "starting or draining")
+		case !nc.IsConnected():
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable", "not connected to NATS")
+		default:
+			writeStatus(w, http.StatusOK, "ready", "")
+		}
+	})
+	return mux
+}
+
+func writeStatus(w http.ResponseWriter, code int, status, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Status string `json:"status"`
+		Reason string `json:"reason,omitempty"`
+	}{status, reason})
+}
+
+// natsLogger sends nats-server's log lines to slog, and reports its fatal errors (such as a
+// port in use) to startNATS instead of exiting the process.
+type natsLogger struct {
+	log   *slog.Logger
+	fatal chan string
+}
+
+var _ natsserver.Logger = (*natsLogger)(nil)
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}
