@@ -149,7 +149,7 @@ func printEvent(g *globals, o *tailOptions, msg jetstream.Msg) error {
 		return nil
 	}
 	if g.output == "json" {
-		b, _ := json.Marshal(ev) // MarshalJSON never fails
+		b, _ := ev.MarshalJSON() // never fails
 		_, err := fmt.Fprintf(g.stdout, "%s\n", b)
 		return err
 	}

@@ -245,3 +245,19 @@ func writeAttr(b *bytes.Buffer, name, value string, first bool) {
 	enc, _ := json.Marshal(value) // a string always marshals
 	b.Write(enc)
 }
+
+// MarshalBatch renders events as a CloudEvents JSON batch. Use it (and MarshalJSON) rather
+// than json.Marshal, which re-escapes <, > and & inside data and so changes its bytes.
+func MarshalBatch(events []*Event) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, e := range events {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		raw, _ := e.MarshalJSON() // never fails
+		b.Write(raw)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}

@@ -27,16 +27,12 @@ func (c *Client) Publish(ctx context.Context, events ...*event.Event) (*Response
 		return nil, errors.New("ingress: nothing to publish")
 	}
 	msg := nats.NewMsg(bus.IngressSubject)
-	var err error
 	if len(events) == 1 {
 		msg.Header.Set("Content-Type", MediaStructured)
-		msg.Data, err = json.Marshal(events[0])
+		msg.Data, _ = events[0].MarshalJSON() // never fails
 	} else {
 		msg.Header.Set("Content-Type", MediaBatch)
-		msg.Data, err = json.Marshal(events)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ingress: encoding events: %w", err)
+		msg.Data = event.MarshalBatch(events)
 	}
 	return c.Send(ctx, msg)
 }

@@ -1,0 +1,109 @@
+package ingress_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/nats-io/nats.go"
+)
+
+var benchSeq atomic.Int64
+
+func benchBody(n int) []byte {
+	var b bytes.Buffer
+	if n > 1 {
+		b.WriteByte('[')
+	}
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		id := "bench-" + strconv.FormatInt(benchSeq.Add(1), 10)
+		b.WriteString(structured(id, "orders.created", `{"orderId":"o-1","customer":"c-42","amount":120.5,"currency":"EUR"}`))
+	}
+	if n > 1 {
+		b.WriteByte(']')
+	}
+	return b.Bytes()
+}
+
+func mediaFor(size int) string {
+	if size == 1 {
+		return ingress.MediaStructured
+	}
+	return ingress.MediaBatch
+}
+
+// BenchmarkPublishHTTP measures POST /v1/events over loopback into a file-backed JetStream,
+// each request answered only after the JetStream ack. Events/s = b.N*size / elapsed.
+func BenchmarkPublishHTTP(b *testing.B) {
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			f := setup(b)
+			client := &http.Client{}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := client.Post(f.url+"/v1/events", mediaFor(size), bytes.NewReader(benchBody(size)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+	b.Run("batch=1/parallel", func(b *testing.B) {
+		f := setup(b)
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			client := &http.Client{}
+			for pb.Next() {
+				res, err := client.Post(f.url+"/v1/events", ingress.MediaStructured, bytes.NewReader(benchBody(1)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
+
+// BenchmarkPublishNATS measures the NATS request/reply ingress, the path sidecars use.
+func BenchmarkPublishNATS(b *testing.B) {
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			f := setup(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- f.ing.Serve(ctx, f.nc) }()
+			defer func() { cancel(); <-done }()
+			client := ingress.NewClient(f.nc)
+			waitForIngress(b, client)
+			b.ReportAllocs()
+			for b.Loop() {
+				msg := nats.NewMsg(bus.IngressSubject)
+				msg.Header.Set("Content-Type", mediaFor(size))
+				msg.Data = benchBody(size)
+				resp, err := client.Send(ctx, msg)
+				if err != nil || resp.FailedEntryCount != 0 {
+					b.Fatalf("%v %+v", err, resp)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
