@@ -1,0 +1,199 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*server.Config)
+		wantErr []string
+	}{
+		{"defaults", func(*server.Config) {}, nil},
+		{"no data dir", func(c *server.Config) { c.DataDir = "" }, []string{"data: a data directory is required"}},
+		{"bad addresses", func(c *server.Config) { c.NATSAddr, c.HTTPAddr, c.MonitorAddr = "4222", "", "x:99999" },
+			[]string{`nats: "4222" is not host:port`, "http: an address", `monitor: "x:99999" has an invalid port`}},
+		{"stream limits", func(c *server.Config) {
+			c.Streams.DuplicateWindow = duration.Duration(30 * 24 * time.Hour)
+			c.Streams.Replicas = 0
+		}, []string{"duplicateWindow (720h0m0s) must not exceed streams.eventsMaxAge", "replicas must be between 1 and 5"}},
+		{"ingress limits", func(c *server.Config) { c.Ingress.MaxEventBytes, c.Ingress.MaxRequestBytes = 10, 5 },
+			[]string{"maxEventBytes must be at least 1024", "maxRequestBytes (5) must be at least"}},
+		{"negative store", func(c *server.Config) { c.MaxStore = -1 }, []string{"maxStore must be 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := server.DefaultConfig()
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, server.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not name %q:\n%v", want, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	writeFile(t, good, "data: /var/lib/jetmesh\nhttp: 0.0.0.0:9090\nstreams:\n  eventsMaxAge: 30d\n  duplicateWindow: 5m\ningress:\n  maxEventBytes: 65536\n")
+	cfg, err := server.LoadConfig(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/var/lib/jetmesh" || cfg.HTTPAddr != "0.0.0.0:9090" || cfg.NATSAddr != "127.0.0.1:4222" ||
+		cfg.Streams.EventsMaxAge.Std() != 30*24*time.Hour || cfg.Streams.DuplicateWindow.Std() != 5*time.Minute ||
+		cfg.Ingress.MaxEventBytes != 65536 || cfg.Ingress.MaxBatchEntries != 1000 {
+		t.Errorf("config = %+v", cfg)
+	}
+	typo := filepath.Join(dir, "typo.yaml")
+	writeFile(t, typo, "dta: /tmp\n")
+	if _, err := server.LoadConfig(typo); !errors.Is(err, server.ErrConfig) || !strings.Contains(err.Error(), "field dta not found") {
+		t.Errorf("typo: err = %v", err)
+	}
+	badDur := filepath.Join(dir, "dur.yaml")
+	writeFile(t, badDur, "streams:\n  dlqMaxAge: fortnight\n")
+	if _, err := server.LoadConfig(badDur); err == nil || !strings.Contains(err.Error(), `invalid duration "fortnight"`) {
+		t.Errorf("bad duration: err = %v", err)
+	}
+	if _, err := server.LoadConfig(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: err = %v", err)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs a server on free ports over dataDir until the test (or stop) ends it.
+func start(t *testing.T, dataDir string) (srv *server.Server, stop func() error) {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Started():
+	case err := <-done:
+		t.Fatalf("server did not start: %v", err)
+	}
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return srv, stop
+}
+
+func TestRunServesAndKeepsEventsAcrossRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	srv, stop := start(t, dataDir)
+	base := "http://" + srv.HTTPAddr()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s = %d", path, res.StatusCode)
+		}
+	}
+	res, err := http.Post(base+"/v1/events", "application/cloudevents+json",
+		strings.NewReader(`{"specversion":"1.0","id":"keep-1","source":"/t","type":"orders.created","data":{"n":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("publish: %d", res.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("HTTP still answers after stop")
+	}
+
+	srv, _ = start(t, dataDir)
+	nc, err := nats.Connect(srv.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), "evt.orders.created")
+	if err != nil || m.Header.Get("ce-id") != "keep-1" {
+		t.Fatalf("event lost across restart: %v %v", m, err)
+	}
+	info := st.CachedInfo()
+	if info.Config.MaxAge != 7*24*time.Hour || info.Config.Duplicates != 2*time.Minute || info.Config.Storage != jetstream.FileStorage {
+		t.Errorf("EVENTS config %+v", info.Config)
+	}
+}
+
+func TestPortInUseFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = t.TempDir(), ln.Addr().String(), "127.0.0.1:0"
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err = srv.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(began) > 10*time.Second {
+		t.Errorf("took %v to report a port in use", time.Since(began))
+	}
+}
