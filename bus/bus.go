@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -129,8 +130,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		if err == nil {
 			return nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.Code == 400 {
+		if !notReadyYet(err) {
 			// A refused configuration (for example a change JetStream cannot apply in place)
 			// will not fix itself by waiting.
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
@@ -142,4 +142,24 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		}
 		wait = min(wait*2, 2*time.Second)
 	}
+}
+
+// JetStream API error codes that mean "not ready yet, ask again": a cluster still forming
+// or electing a leader.
+var transientCodes = map[jetstream.ErrorCode]bool{
+	10005: true, // JSClusterNoPeersErr: no suitable peers yet
+	10006: true, // JSClusterNotActiveErr
+	10007: true, // JSClusterNotAssignedErr
+	10008: true, // JSClusterNotAvailErr
+	10009: true, // JSClusterNotLeaderErr
+	10076: true, // JSNotEnabledErr: JetStream still starting
+}
+
+func notReadyYet(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return transientCodes[apiErr.ErrorCode]
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }

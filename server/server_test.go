@@ -197,3 +197,20 @@ func TestPortInUseFailsFast(t *testing.T) {
 		t.Errorf("took %v to report a port in use", time.Since(began))
 	}
 }
+
+// TestShippedConfigIsValid keeps deploy/jetmesh.yaml loadable, valid, and equal to the
+// defaults it documents (but for the monitor endpoint it turns on).
+func TestShippedConfigIsValid(t *testing.T) {
+	cfg, err := server.LoadConfig("../deploy/jetmesh.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := server.DefaultConfig()
+	want.MonitorAddr = "127.0.0.1:8222"
+	if cfg != want {
+		t.Errorf("deploy/jetmesh.yaml drifted from the defaults:\n got  %+v\n want %+v", cfg, want)
+	}
+}
