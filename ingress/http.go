@@ -43,14 +43,11 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(in.cfg.MaxRequestBytes)))
 	req.body = body
 	if err != nil {
-		rerr := &RequestError{Code: CodeMalformed, Message: "reading request body: " + err.Error()}
+		req.readErr = &RequestError{Code: CodeMalformed, Message: "reading request body: " + err.Error()}
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			rerr = &RequestError{Code: CodeTooLarge, Message: fmt.Sprintf("request body is over the limit of %d bytes", in.cfg.MaxRequestBytes)}
+			req.readErr = &RequestError{Code: CodeTooLarge, Message: fmt.Sprintf("request body is over the limit of %d bytes", in.cfg.MaxRequestBytes)}
 		}
-		in.deadLetterRequest(r.Context(), req, rerr)
-		writeJSON(w, (&Response{Error: rerr}).StatusCode(), &Response{Error: rerr, Entries: []EntryResult{}})
-		return
 	}
 	resp := in.process(r.Context(), req)
 	writeJSON(w, resp.StatusCode(), resp)

@@ -74,14 +74,21 @@ func (c Config) Validate() error {
 
 // Ingress validates and stores events. Create it with New.
 type Ingress struct {
-	js  jetstream.JetStream
-	cfg Config
-	log *slog.Logger
-	sem chan struct{}
+	js      jetstream.JetStream
+	cfg     Config
+	log     *slog.Logger
+	sem     chan struct{}
+	metrics *Metrics
 }
 
+// Option tunes an Ingress at construction.
+type Option func(*Ingress)
+
+// WithMetrics makes the ingress record into m (default: unregistered metrics).
+func WithMetrics(m *Metrics) Option { return func(in *Ingress) { in.metrics = m } }
+
 // New returns an ingress that stores into the EVENTS and DLQ streams through nc.
-func New(nc *nats.Conn, cfg Config, log *slog.Logger) (*Ingress, error) {
+func New(nc *nats.Conn, cfg Config, log *slog.Logger, opts ...Option) (*Ingress, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -91,7 +98,14 @@ func New(nc *nats.Conn, cfg Config, log *slog.Logger) (*Ingress, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingress: %w", err)
 	}
-	return &Ingress{js: js, cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxInflight)}, nil
+	in := &Ingress{js: js, cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxInflight)}
+	for _, opt := range opts {
+		opt(in)
+	}
+	if in.metrics == nil {
+		in.metrics = NewMetrics(nil)
+	}
+	return in, nil
 }
 
 // entry is one event of a request: parsed, or the reason it could not be, plus what the DLQ
@@ -114,28 +128,39 @@ type request struct {
 	binaryHeader map[string][]string
 	// trace holds traceparent/tracestate from the transport, copied into events lacking them.
 	trace map[string]string
+	// readErr is set when the transport could not read the whole body.
+	readErr *RequestError
 }
 
 // acquire takes one of MaxInflight slots, waiting for one while ctx allows.
 func (in *Ingress) acquire(ctx context.Context) error {
 	select {
 	case in.sem <- struct{}{}:
+		in.metrics.inflight.Inc()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (in *Ingress) release() { <-in.sem }
+func (in *Ingress) release() {
+	in.metrics.inflight.Dec()
+	<-in.sem
+}
 
 // process decodes, validates, stores and answers one request.
 func (in *Ingress) process(ctx context.Context, req request) *Response {
-	entries, reqErr := in.decode(req)
-	if reqErr != nil {
-		in.deadLetterRequest(ctx, req, reqErr)
-		return &Response{Error: reqErr, Entries: []EntryResult{}}
+	began := time.Now()
+	var resp *Response
+	if req.readErr != nil {
+		resp = in.refuse(ctx, req, req.readErr)
+	} else if entries, reqErr := in.decode(req); reqErr != nil {
+		resp = in.refuse(ctx, req, reqErr)
+	} else {
+		resp = in.store(ctx, req, entries)
 	}
-	return in.store(ctx, req, entries)
+	in.metrics.observe(req.origin, began, resp)
+	return resp
 }
 
 func (in *Ingress) decode(req request) ([]entry, *RequestError) {
@@ -230,6 +255,7 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	}
 	for _, f := range dead {
 		if _, err := waitAck(ctx, f); err != nil {
+			in.metrics.dlqFailed.Inc()
 			in.log.Error("writing DLQ record failed", "error", err)
 		}
 	}
@@ -248,27 +274,32 @@ func (in *Ingress) deadLetter(origin string, header map[string][]string, raw []b
 	in.log.Debug("event rejected", "origin", origin, "code", res.ErrorCode, "error", res.ErrorMessage)
 	f, err := in.js.PublishMsgAsync(rec.Msg(), jetstream.WithExpectStream(bus.DLQStream))
 	if err != nil {
+		in.metrics.dlqFailed.Inc()
 		in.log.Error("writing DLQ record failed", "reason", rec.Reason, "error", err)
 		return nil
 	}
 	return f
 }
 
-// deadLetterRequest records a request refused as a whole, body cut to the event limit.
-func (in *Ingress) deadLetterRequest(ctx context.Context, req request, rerr *RequestError) {
+// refuse answers a request refused as a whole and records it in the DLQ, body cut to the
+// event limit.
+func (in *Ingress) refuse(ctx context.Context, req request, rerr *RequestError) *Response {
+	resp := &Response{Error: rerr, Entries: []EntryResult{}}
 	header := req.binaryHeader
 	if header == nil {
 		header = map[string][]string{event.HeaderContentType: {req.contentType}}
 	}
 	f := in.deadLetter(req.origin, header, req.body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: rerr.Message})
 	if f == nil {
-		return
+		return resp
 	}
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
 	defer cancel()
 	if _, err := waitAck(ctx, f); err != nil {
+		in.metrics.dlqFailed.Inc()
 		in.log.Error("writing DLQ record failed", "error", err)
 	}
+	return resp
 }
 
 func waitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {

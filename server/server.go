@@ -18,6 +18,9 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Server is one jetmesh node.
@@ -87,7 +90,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("creating streams: %w", err)
 	}
 
-	ing, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStreamCollector(js))
+	ing, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"), ingress.WithMetrics(ingress.NewMetrics(reg)))
 	if err != nil {
 		return err
 	}
@@ -97,7 +102,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.httpAddr = ln.Addr().String()
 	httpSrv := &http.Server{
-		Handler:           s.routes(ing, nc),
+		Handler:           s.routes(ing, nc, reg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -203,9 +208,10 @@ func monitorURL(ns *natsserver.Server) string {
 	return "off"
 }
 
-func (s *Server) routes(ing *ingress.Ingress, nc *nats.Conn) http.Handler {
+func (s *Server) routes(ing *ingress.Ingress, nc *nats.Conn, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", ing)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok", "")
 	})

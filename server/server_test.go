@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -212,5 +213,55 @@ func TestShippedConfigIsValid(t *testing.T) {
 	want.MonitorAddr = "127.0.0.1:8222"
 	if cfg != want {
 		t.Errorf("deploy/jetmesh.yaml drifted from the defaults:\n got  %+v\n want %+v", cfg, want)
+	}
+}
+
+// TestMetricsDocumented scrapes /metrics after a publish and checks that the jetmesh_*
+// metrics exported and those listed in docs/metrics.md are the same set.
+func TestMetricsDocumented(t *testing.T) {
+	srv, _ := start(t, t.TempDir())
+	base := "http://" + srv.HTTPAddr()
+	res, err := http.Post(base+"/v1/events", "application/cloudevents+json", strings.NewReader(`{"specversion":"1.0","id":"m-1","source":"/t","type":"a"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	res, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	exported := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if name, ok := strings.CutPrefix(line, "# HELP jetmesh_"); ok {
+			exported["jetmesh_"+strings.Fields(name)[0]] = true
+		}
+	}
+	if !strings.Contains(string(raw), `jetmesh_ingress_entries_total{result="accepted",transport="http"} 1`) {
+		t.Errorf("the publish was not counted:\n%s", raw)
+	}
+	if !strings.Contains(string(raw), `jetmesh_stream_messages{stream="EVENTS"} 1`) {
+		t.Errorf("stream state missing")
+	}
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if name, ok := strings.CutPrefix(line, "| `jetmesh_"); ok {
+			documented["jetmesh_"+name[:strings.IndexByte(name, '`')]] = true
+		}
+	}
+	for name := range exported {
+		if !documented[name] {
+			t.Errorf("%s is exported but not in docs/metrics.md", name)
+		}
+	}
+	for name := range documented {
+		if !exported[name] {
+			t.Errorf("%s is in docs/metrics.md but not exported", name)
+		}
 	}
 }
