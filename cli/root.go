@@ -108,6 +108,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newPublishCmd(g),
 		newStreamsCmd(g),
 		newTailCmd(g),
+		newDLQCmd(g),
 	)
 	return root
 }

@@ -5,6 +5,7 @@
 package dlq
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -180,4 +181,36 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// EventRef names the original event, as far as the record allows: from its ce-id/ce-type
+// headers (binary mode), else from the JSON entry in the body. Empty when neither says.
+func (r *Record) EventRef() (id, typ string) {
+	get := func(k string) string {
+		for name, vs := range r.Header {
+			if strings.EqualFold(name, k) && len(vs) > 0 {
+				return vs[0]
+			}
+		}
+		return ""
+	}
+	id, typ = get("ce-id"), get("ce-type")
+	if id != "" || typ != "" {
+		return id, typ
+	}
+	var entry struct {
+		ID   any `json:"id"`
+		Type any `json:"type"`
+	}
+	if json.Unmarshal(r.Body, &entry) == nil {
+		return stringish(entry.ID), stringish(entry.Type)
+	}
+	return "", ""
+}
+
+func stringish(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,6 +136,36 @@ func TestCLI(t *testing.T) {
 			}
 		}
 	})
+	t.Run("dlq ls and show explain every rejection", func(t *testing.T) {
+		srv.cli(t, "", "publish", "--type", "Bad.Type", "--source", "/d", "--id", "dlq-cli", "--data", "{}")
+		if code, _, _ := post(t, srv.httpURL(), "application/cloudevents+json", nil, ce("dlq-http", "a", `{}`)[:20]); code != 400 {
+			t.Fatalf("malformed publish: %d", code)
+		}
+		out, _, code := srv.cli(t, "", "dlq", "ls")
+		if code != 0 || !strings.Contains(out, "invalid_event") || !strings.Contains(out, "dlq-cli") || !strings.Contains(out, "malformed") {
+			t.Fatalf("dlq ls: exit %d\n%s", code, out)
+		}
+		out, _, code = srv.cli(t, "", "dlq", "ls", "--reason", "invalid_event", "-n", "1", "-o", "json")
+		var recs []struct {
+			Sequence uint64 `json:"sequence"`
+			Reason   string `json:"reason"`
+			Field    string `json:"field"`
+			EventID  string `json:"eventId"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &recs) != nil || len(recs) != 1 || recs[0].EventID != "dlq-cli" || recs[0].Field != "type" {
+			t.Fatalf("dlq ls -o json: exit %d %s", code, out)
+		}
+		out, _, code = srv.cli(t, "", "dlq", "show", fmt.Sprint(recs[0].Sequence))
+		if code != 0 || !strings.Contains(out, `type: "Bad.Type" has character 'B'`) || !strings.Contains(out, "Header ce-id") || !strings.Contains(out, "Original body:") {
+			t.Fatalf("dlq show: exit %d\n%s", code, out)
+		}
+		if _, errOut, code := srv.cli(t, "", "dlq", "show", "999999"); code != 1 || !strings.Contains(errOut, "no DLQ record #999999") {
+			t.Fatalf("missing record: exit %d %q", code, errOut)
+		}
+		if _, _, code := srv.cli(t, "", "dlq", "show", "x"); code != 2 {
+			t.Fatalf("bad sequence: exit %d", code)
+		}
+	})
 	t.Run("unreachable server exits 1 with a hint", func(t *testing.T) {
 		_, errOut, code := srv.cli(t, "", "--server", "nats://127.0.0.1:1", "streams", "ls")
 		if code != 1 || !strings.Contains(errOut, "is `jetmesh server` running?") {
@@ -153,7 +184,7 @@ func TestCLI(t *testing.T) {
 // TestHelpTeaches checks every command has a description and an example.
 func TestHelpTeaches(t *testing.T) {
 	srv := &serverProc{natsAddr: "127.0.0.1:1"}
-	for _, path := range [][]string{{}, {"server"}, {"publish"}, {"streams"}, {"streams", "ls"}, {"streams", "info"}, {"tail"}} {
+	for _, path := range [][]string{{}, {"server"}, {"publish"}, {"streams"}, {"streams", "ls"}, {"streams", "info"}, {"tail"}, {"dlq"}, {"dlq", "ls"}, {"dlq", "show"}} {
 		out, _, code := srv.cli(t, "", append(path, "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "jetmesh") {
 			t.Errorf("jetmesh %v --help: exit %d", path, code)
@@ -173,7 +204,7 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("demo.sh: %v\n%s", err, out)
 	}
 	for _, want := range []string{"jetmesh server ready", "orders.created id=", "payments.captured id=pay-1",
-		"rejected (invalid_event)", "(exit code 2)", "EVENTS  evt.>"} {
+		"rejected (invalid_event)", "(exit code 2)", "EVENTS  evt.>", "invalid_event  nats"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quick start output lacks %q:\n%s", want, out)
 		}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/duration"
@@ -234,7 +233,7 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 		}
 		addTrace(en.ev, req.trace)
 		msg := &nats.Msg{Subject: en.ev.NATSSubject(), Header: en.ev.Header(), Data: en.ev.Data}
-		f, err := in.js.PublishMsgAsync(msg, jetstream.WithExpectStream(bus.EventsStream), jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
+		f, err := in.js.PublishMsgAsync(msg, jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
 		if err != nil {
 			resp.Entries[i] = unavailable(en.ev.ID, err)
 			continue
@@ -272,7 +271,7 @@ func (in *Ingress) deadLetter(origin string, header map[string][]string, raw []b
 	rec := &dlq.Record{Reason: res.ErrorCode, Error: res.ErrorMessage, Field: res.Field, Origin: origin, Header: header, Body: raw}
 	rec.Truncate(in.cfg.MaxEventBytes)
 	in.log.Debug("event rejected", "origin", origin, "code", res.ErrorCode, "error", res.ErrorMessage)
-	f, err := in.js.PublishMsgAsync(rec.Msg(), jetstream.WithExpectStream(bus.DLQStream))
+	f, err := in.js.PublishMsgAsync(rec.Msg(), jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
 	if err != nil {
 		in.metrics.dlqFailed.Inc()
 		in.log.Error("writing DLQ record failed", "reason", rec.Reason, "error", err)

@@ -195,6 +195,9 @@ func TestAcceptedIsStored(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, m.Header.Get("ce-time")); err != nil {
 		t.Errorf("ce-time not set by the ingress: %v", err)
 	}
+	if len(m.Header) != 8 {
+		t.Errorf("stored headers are not exactly the binary form: %v", m.Header)
+	}
 }
 
 func TestDuplicateStoredOnce(t *testing.T) {

@@ -56,3 +56,6 @@ cat "$work/tail.out"
 
 step "jetmesh streams ls"
 "$jm" streams ls
+
+step "jetmesh dlq ls   # every rejected event, with the reason"
+"$jm" dlq ls
