@@ -60,7 +60,10 @@ func (e *Event) ContentType() string {
 
 // Validate checks every attribute rule and returns the first *Error found, in a fixed order
 // (specversion, id, source, type, then the optional attributes, then data).
-func (e *Event) Validate() error {
+func (e *Event) Validate() error { return e.validate(true) }
+
+// validate is Validate; checkData false skips re-checking data a parser already scanned.
+func (e *Event) validate(checkData bool) error {
 	if e.SpecVersion == "" {
 		return invalid("specversion", RuleRequired, "required attribute is missing")
 	}
@@ -103,7 +106,7 @@ func (e *Event) Validate() error {
 			return err
 		}
 	}
-	if len(e.Data) > 0 && IsJSON(e.ContentType()) && !json.Valid(e.Data) {
+	if checkData && len(e.Data) > 0 && IsJSON(e.ContentType()) && validJSON(e.Data) != nil {
 		return invalid("data", RuleDataJSON, "datacontenttype is %s but data is not valid JSON", e.ContentType())
 	}
 	return nil
@@ -219,7 +222,7 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	}
 	if len(e.Data) > 0 {
 		switch ct := e.ContentType(); {
-		case IsJSON(ct) && json.Valid(e.Data):
+		case IsJSON(ct) && validJSON(e.Data) == nil:
 			b.WriteString(`,"data":`)
 			b.Write(e.Data)
 		case isText(ct):

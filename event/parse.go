@@ -4,84 +4,145 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
 
 // ParseStructured parses and validates one event in CloudEvents structured JSON mode.
 // maxBytes bounds the size of raw; zero or less means DefaultMaxBytes.
+//
+// It validates the JSON and walks the top-level object in one pass, slicing attribute
+// strings without decoding them when they hold no escapes: this is the ingress hot path.
 func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 	if limit := limitOrDefault(maxBytes); len(raw) > limit {
 		return nil, tooLarge(len(raw), limit)
 	}
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &attrs); err != nil {
-		return nil, malformed("not a JSON object: %s", jsonProblem(err))
-	}
-	if attrs == nil {
-		return nil, malformed("not a JSON object: got null")
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, notA("object", raw, i)
 	}
 	e := &Event{}
-	var data, data64 json.RawMessage
-	for name, value := range attrs {
-		switch name {
+	var data, data64 []byte
+	var attrErr *Error // the first attribute problem; a syntax error anywhere wins over it
+	i = skipWS(raw, i+1)
+	for empty := i < len(raw) && raw[i] == '}'; !empty; {
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, syntax("not a JSON object", unexpected(raw, i, "looking for beginning of object key string"))
+		}
+		keyEnd, keySlow, serr := scanString(raw, i)
+		if serr != nil {
+			return nil, syntax("not a JSON object", serr)
+		}
+		key := raw[i:keyEnd]
+		if i = skipWS(raw, keyEnd); i >= len(raw) || raw[i] != ':' {
+			return nil, syntax("not a JSON object", unexpected(raw, i, "after object key"))
+		}
+		vStart := skipWS(raw, i+1)
+		vEnd, vSlow := 0, false
+		if vStart < len(raw) && raw[vStart] == '"' {
+			vEnd, vSlow, serr = scanString(raw, vStart)
+		} else {
+			vEnd, serr = scanValue(raw, vStart, 1)
+		}
+		if serr != nil {
+			return nil, syntax("not a JSON object", serr)
+		}
+		value := raw[vStart:vEnd]
+		switch name := jsonString(key, keySlow); name {
 		case "data":
 			data = value
-			continue
 		case "data_base64":
 			data64 = value
-			continue
-		}
-		if isNull(value) {
-			continue // CloudEvents: a null attribute is an absent one
-		}
-		s, err := attrString(name, value)
-		if err != nil {
-			return nil, err
-		}
-		switch name {
-		case "specversion":
-			e.SpecVersion = s
-		case "id":
-			e.ID = s
-		case "source":
-			e.Source = s
-		case "type":
-			e.Type = s
-		case "subject":
-			e.Subject = s
-		case "time":
-			t, err := parseTime(s)
-			if err != nil {
-				return nil, err
-			}
-			e.Time = t
-		case "datacontenttype":
-			e.DataContentType = s
-		case "dataschema":
-			e.DataSchema = s
 		default:
-			if e.Extensions == nil {
-				e.Extensions = make(map[string]string)
+			if err := e.setAttr(name, value, vSlow); err != nil && attrErr == nil {
+				attrErr = err
 			}
-			e.Extensions[name] = s
 		}
+		i = skipWS(raw, vEnd)
+		if i < len(raw) && raw[i] == '}' {
+			break
+		}
+		if i >= len(raw) || raw[i] != ',' {
+			return nil, syntax("not a JSON object", unexpected(raw, i, "after object key:value pair"))
+		}
+		i = skipWS(raw, i+1)
+	}
+	if i = skipWS(raw, i+1); i != len(raw) {
+		return nil, syntax("not a JSON object", unexpected(raw, i, "after top-level value"))
+	}
+	if attrErr != nil {
+		return nil, attrErr
 	}
 	if err := e.setStructuredData(data, data64); err != nil {
 		return nil, err
 	}
-	if err := e.Validate(); err != nil {
+	// Inline data is JSON the scanner has just validated; decoded data must be checked.
+	inlineJSON := len(data64) == 0 || isNull(data64)
+	if err := e.validate(!inlineJSON); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-func (e *Event) setStructuredData(data, data64 json.RawMessage) error {
+// setAttr sets one context attribute or extension from its JSON value.
+func (e *Event) setAttr(name string, value []byte, slow bool) *Error {
+	if isNull(value) {
+		return nil // CloudEvents: a null attribute is an absent one
+	}
+	var s string
+	if value[0] == '"' {
+		s = jsonString(value, slow)
+	} else {
+		var err *Error
+		if s, err = attrString(name, value); err != nil {
+			return err
+		}
+	}
+	switch name {
+	case "specversion":
+		e.SpecVersion = s
+	case "id":
+		e.ID = s
+	case "source":
+		e.Source = s
+	case "type":
+		e.Type = s
+	case "subject":
+		e.Subject = s
+	case "time":
+		t, err := parseTime(s)
+		if err != nil {
+			return err
+		}
+		e.Time = t
+	case "datacontenttype":
+		e.DataContentType = s
+	case "dataschema":
+		e.DataSchema = s
+	default:
+		if e.Extensions == nil {
+			e.Extensions = make(map[string]string)
+		}
+		e.Extensions[name] = s
+	}
+	return nil
+}
+
+// jsonString returns the value of a scanned, valid JSON string literal: sliced when it
+// holds no escapes or invalid UTF-8, decoded by encoding/json otherwise.
+func jsonString(lit []byte, slow bool) string {
+	if !slow {
+		return string(lit[1 : len(lit)-1])
+	}
+	var s string
+	_ = json.Unmarshal(lit, &s) // lit was validated by scanString
+	return s
+}
+
+func (e *Event) setStructuredData(data, data64 []byte) error {
 	hasData, hasData64 := len(data) > 0 && !isNull(data), len(data64) > 0 && !isNull(data64)
 	switch {
 	case hasData && hasData64:
@@ -113,16 +174,54 @@ func (e *Event) setStructuredData(data, data64 json.RawMessage) error {
 }
 
 // ParseBatch splits a CloudEvents batch (a JSON array of structured events) into its
-// entries without parsing them, so one bad entry does not sink the others.
+// entries without parsing them, so one bad entry does not sink the others. The entries
+// share raw's memory.
 func ParseBatch(raw []byte) ([]json.RawMessage, error) {
-	var entries []json.RawMessage
-	if err := json.Unmarshal(raw, &entries); err != nil {
-		return nil, malformed("batch is not a JSON array: %s", jsonProblem(err))
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, notA("array", raw, i)
 	}
-	if entries == nil {
-		return nil, malformed("batch is not a JSON array: got null")
+	entries := []json.RawMessage{}
+	i = skipWS(raw, i+1)
+	for empty := i < len(raw) && raw[i] == ']'; !empty; {
+		end, serr := scanValue(raw, i, 1)
+		if serr != nil {
+			return nil, syntax("batch is not a JSON array", serr)
+		}
+		entries = append(entries, raw[i:end:end])
+		if i = skipWS(raw, end); i < len(raw) && raw[i] == ']' {
+			break
+		}
+		if i >= len(raw) || raw[i] != ',' {
+			return nil, syntax("batch is not a JSON array", unexpected(raw, i, "after array element"))
+		}
+		i = skipWS(raw, i+1)
+	}
+	if i = skipWS(raw, i+1); i != len(raw) {
+		return nil, syntax("batch is not a JSON array", unexpected(raw, i, "after top-level value"))
 	}
 	return entries, nil
+}
+
+// notA explains why raw, whose first value starts at b[i], is not the JSON kind wanted:
+// a syntax error if it is not JSON at all, else what it is instead.
+func notA(kind string, raw []byte, i int) *Error {
+	what := "batch is not a JSON array"
+	if kind == "object" {
+		what = "not a JSON object"
+	}
+	if serr := validJSON(raw); serr != nil {
+		return syntax(what, serr)
+	}
+	got := map[byte]string{'{': "a JSON object", '[': "a JSON array", '"': "a JSON string", 't': "a JSON boolean", 'f': "a JSON boolean", 'n': "null"}[raw[i]]
+	if got == "" {
+		got = "a JSON number"
+	}
+	return malformed("%s: got %s", what, got)
+}
+
+func syntax(what string, serr *syntaxError) *Error {
+	return malformed("%s: %s", what, serr)
 }
 
 // headerSource is a read view over binary-mode headers, HTTP or NATS alike.
@@ -302,18 +401,6 @@ func limitOrDefault(n int) int {
 		return DefaultMaxBytes
 	}
 	return n
-}
-
-func jsonProblem(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return syn.Error() + " at byte " + strconv.FormatInt(syn.Offset, 10)
-	case errors.As(err, &typ):
-		return "got a JSON " + typ.Value
-	}
-	return err.Error()
 }
 
 func truncate(s string, n int) string {
