@@ -23,10 +23,12 @@ import (
 )
 
 type fixture struct {
-	nc  *nats.Conn
+	nc  *nats.Conn // a client's TCP connection
 	js  jetstream.JetStream
 	ing *ingress.Ingress
-	url string
+	// ingressNC is the ingress's own in-process connection, as in jetmesh server.
+	ingressNC *nats.Conn
+	url       string
 }
 
 func setup(t testing.TB, mutate ...func(*ingress.Config)) *fixture {
@@ -41,13 +43,18 @@ func setup(t testing.TB, mutate ...func(*ingress.Config)) *fixture {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	ing, err := ingress.New(nc, cfg, slog.New(slog.DiscardHandler))
+	inc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(inc.Close)
+	ing, err := ingress.New(inc, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(ing)
 	t.Cleanup(hs.Close)
-	return &fixture{nc: nc, js: js, ing: ing, url: hs.URL}
+	return &fixture{nc: nc, js: js, ing: ing, ingressNC: inc, url: hs.URL}
 }
 
 func (f *fixture) post(t testing.TB, contentType string, header http.Header, body []byte) (int, *ingress.Response) {
@@ -289,7 +296,7 @@ func TestNATSRequestReply(t *testing.T) {
 	f := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- f.ing.Serve(ctx, f.nc) }()
+	go func() { done <- f.ing.Serve(ctx, f.ingressNC) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
