@@ -104,6 +104,58 @@ func mustSeq(t *testing.T, m jetstream.Msg) uint64 {
 	return md.Sequence.Stream
 }
 
+// publishUnderLoad runs four publishers posting batches of 20 events to srv while stop
+// runs, until stop returns and the server is gone, and returns the ids it saw accepted.
+func publishUnderLoad(t *testing.T, srv *serverProc, stop func()) map[string]bool {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		accepted = map[string]bool{}
+		wg       sync.WaitGroup
+		done     atomic.Bool
+	)
+	for g := range 4 {
+		wg.Go(func() {
+			for n := 0; !done.Load(); n++ {
+				entries := make([]string, 20)
+				for i := range entries {
+					entries[i] = ce(fmt.Sprintf("load-%d-%d-%d", g, n, i), "load.tick", fmt.Sprintf(`{"g":%d,"n":%d}`, g, n))
+				}
+				code, r, err := post(t, srv.httpURL(), "application/cloudevents-batch+json", nil, "["+strings.Join(entries, ",")+"]")
+				if err != nil {
+					return // the server is gone
+				}
+				if code != 200 {
+					continue // not accepted: nothing promised
+				}
+				mu.Lock()
+				for _, e := range r.Entries {
+					accepted[e.ID] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	stop()
+	done.Store(true)
+	wg.Wait()
+	t.Logf("accepted %d events under load", len(accepted))
+	if len(accepted) < 100 {
+		t.Fatalf("only %d events accepted under load; the test proves nothing", len(accepted))
+	}
+	return accepted
+}
+
+// storedIDs counts the events in EVENTS by id.
+func storedIDs(t *testing.T, srv *serverProc) map[string]int {
+	t.Helper()
+	stored := map[string]int{}
+	for _, m := range readStream(t, srv.natsURL(), "EVENTS") {
+		stored[m.Headers().Get("ce-id")]++
+	}
+	return stored
+}
+
 // TestKillNineKeepsEveryAcceptedEvent publishes over HTTP (single, binary, batch) and the
 // CLI, then SIGKILLs the server in the middle of a concurrent publish load, restarts it on
 // the same data directory, and checks that every accepted event is there exactly once and
@@ -147,53 +199,17 @@ func TestKillNineKeepsEveryAcceptedEvent(t *testing.T) {
 	}
 	rejected["cli-bad"] = true
 
-	// Load: four publishers send batches of 20 until the server dies under them.
-	var (
-		mu       sync.Mutex
-		inFlight atomic.Int64
-		wg       sync.WaitGroup
-		stop     atomic.Bool
-	)
-	for g := range 4 {
-		wg.Go(func() {
-			for n := 0; !stop.Load(); n++ {
-				var entries []string
-				for i := range 20 {
-					entries = append(entries, ce(fmt.Sprintf("load-%d-%d-%d", g, n, i), "load.tick", fmt.Sprintf(`{"g":%d,"n":%d}`, g, n)))
-				}
-				inFlight.Add(1)
-				code, r, err := post(t, srv.httpURL(), "application/cloudevents-batch+json", nil, "["+strings.Join(entries, ",")+"]")
-				inFlight.Add(-1)
-				if err != nil {
-					return // the server is gone
-				}
-				if code != 200 {
-					continue // not accepted: nothing promised
-				}
-				mu.Lock()
-				for _, e := range r.Entries {
-					accepted[e.ID] = true
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	time.Sleep(1500 * time.Millisecond)
-	srv.kill()
-	stop.Store(true)
-	wg.Wait()
-	mu.Lock()
-	t.Logf("accepted %d events before SIGKILL", len(accepted))
-	mu.Unlock()
-	if len(accepted) < 100 {
-		t.Fatalf("only %d events accepted under load; the test proves nothing", len(accepted))
+	// Load: publishers send batches until the server dies under them.
+	loaded := publishUnderLoad(t, srv, func() {
+		time.Sleep(1500 * time.Millisecond)
+		srv.kill()
+	})
+	for id := range loaded {
+		accepted[id] = true
 	}
 
 	srv = startServer(t, dataDir)
-	stored := map[string]int{}
-	for _, m := range readStream(t, srv.natsURL(), "EVENTS") {
-		stored[m.Headers().Get("ce-id")]++
-	}
+	stored := storedIDs(t, srv)
 	for id := range accepted {
 		if stored[id] != 1 {
 			t.Errorf("accepted event %s stored %d times after kill -9", id, stored[id])
@@ -226,22 +242,34 @@ func TestKillNineKeepsEveryAcceptedEvent(t *testing.T) {
 	}
 }
 
-func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
-	srv := startServer(t, t.TempDir())
-	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-srv.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.log)
+// TestSIGTERMDrainsUnderLoad stops the server with SIGTERM while publishers are busy: it
+// must exit 0, and every event it answered as accepted must be there after a restart.
+func TestSIGTERMDrainsUnderLoad(t *testing.T) {
+	dataDir := t.TempDir()
+	srv := startServer(t, dataDir)
+	accepted := publishUnderLoad(t, srv, func() {
+		time.Sleep(time.Second)
+		if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("still running 20s after SIGTERM")
-	}
+		select {
+		case err := <-srv.done:
+			if err != nil {
+				t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.log)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("still running 20s after SIGTERM")
+		}
+	})
 	for _, want := range []string{"draining", "jetmesh server stopped"} {
 		if !strings.Contains(srv.log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, srv.log)
+		}
+	}
+	stored := storedIDs(t, startServer(t, dataDir))
+	for id := range accepted {
+		if stored[id] != 1 {
+			t.Errorf("accepted event %s stored %d times after SIGTERM", id, stored[id])
 		}
 	}
 }
