@@ -128,15 +128,11 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 
 // readDLQ returns the last limit records matching filter, oldest first.
 func readDLQ(ctx context.Context, g *globals, filter string, since time.Duration, limit int) ([]dlqEntry, error) {
-	nc, err := g.connect("dlq")
+	nc, js, err := g.jetStream("dlq")
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
@@ -203,15 +199,11 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, _ := strconv.ParseUint(args[0], 10, 64)
-			nc, err := g.connect("dlq")
+			nc, js, err := g.jetStream("dlq")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			st, err := js.Stream(ctx, bus.DLQStream)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
 
@@ -120,6 +121,21 @@ func (g *globals) connect(name string) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connecting to %s: %w (is `jetmesh server` running? set --server or JETMESH_SERVER)", g.server, err)
 	}
 	return nc, nil
+}
+
+// jetStream connects like connect and returns a JetStream client on that connection; the
+// caller closes the connection.
+func (g *globals) jetStream(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := g.connect(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // noArgs is cobra.NoArgs with a refused error, so it exits 2.

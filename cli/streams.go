@@ -44,15 +44,11 @@ func newStreamsLsCmd(g *globals) *cobra.Command {
 		Example: "  jetmesh streams ls\n  jetmesh streams ls -o json | jq '.[].messages'",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, err := g.connect("streams")
+			nc, js, err := g.jetStream("streams")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			var rows []streamSummary
@@ -95,15 +91,11 @@ func newStreamsInfoCmd(g *globals) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := g.connect("streams")
+			nc, js, err := g.jetStream("streams")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			st, err := js.Stream(ctx, args[0])

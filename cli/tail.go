@@ -101,15 +101,11 @@ func runTail(ctx context.Context, g *globals, o *tailOptions, pattern string) er
 		start := time.Now().Add(-o.since)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	nc, err := g.connect("tail")
+	nc, js, err := g.jetStream("tail")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	cons, err := js.OrderedConsumer(ctx, bus.EventsStream, cfg)
 	if err != nil {
 		return fmt.Errorf("tail %s: %w", pattern, err)
