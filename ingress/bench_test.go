@@ -13,6 +13,8 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/internal/natstest"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -44,26 +46,30 @@ func mediaFor(size int) string {
 	return ingress.MediaBatch
 }
 
+// benchPostHTTP posts b.N requests of size events each, sequentially, and reports events/s.
+func benchPostHTTP(b *testing.B, f *fixture, size int) {
+	client := &http.Client{}
+	for b.Loop() {
+		res, err := client.Post(f.url+"/v1/events", mediaFor(size), bytes.NewReader(benchBody(size)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+}
+
 // BenchmarkPublishHTTP measures POST /v1/events over loopback into a file-backed JetStream,
 // each request answered only after the JetStream ack. Events/s = b.N*size / elapsed.
 func BenchmarkPublishHTTP(b *testing.B) {
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			f := setup(b)
-			client := &http.Client{}
 			b.ReportAllocs()
-			for b.Loop() {
-				res, err := client.Post(f.url+"/v1/events", mediaFor(size), bytes.NewReader(benchBody(size)))
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					b.Fatalf("status %d", res.StatusCode)
-				}
-			}
-			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+			benchPostHTTP(b, setup(b), size)
 		})
 	}
 	b.Run("batch=1/parallel", func(b *testing.B) {
@@ -82,6 +88,16 @@ func BenchmarkPublishHTTP(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
+}
+
+// BenchmarkPublishHTTPSyncAlways is BenchmarkPublishHTTP with every write fsynced before
+// its ack (server option syncAlways): the price of surviving a power loss on one node.
+func BenchmarkPublishHTTPSyncAlways(b *testing.B) {
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			benchPostHTTP(b, setupWith(b, natstest.RunServerWith(b, b.TempDir(), func(o *natsserver.Options) { o.SyncAlways = true })), size)
+		})
+	}
 }
 
 // BenchmarkPublishNATS measures the NATS request/reply ingress, the path sidecars use.

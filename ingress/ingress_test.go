@@ -18,6 +18,7 @@ import (
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/natstest"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,7 +34,11 @@ type fixture struct {
 
 func setup(t testing.TB, mutate ...func(*ingress.Config)) *fixture {
 	t.Helper()
-	s := natstest.RunServer(t)
+	return setupWith(t, natstest.RunServer(t), mutate...)
+}
+
+func setupWith(t testing.TB, s *natsserver.Server, mutate ...func(*ingress.Config)) *fixture {
+	t.Helper()
 	nc, js := natstest.JetStream(t, s)
 	ctx := context.Background()
 	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamsConfig()); err != nil {

@@ -21,7 +21,13 @@ func RunServer(t testing.TB) *natsserver.Server {
 // RunServerAt is RunServer with a given store directory, for restart tests.
 func RunServerAt(t testing.TB, storeDir string) *natsserver.Server {
 	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{
+	return RunServerWith(t, storeDir, nil)
+}
+
+// RunServerWith is RunServerAt with a hook that adjusts the options before start.
+func RunServerWith(t testing.TB, storeDir string, tune func(*natsserver.Options)) *natsserver.Server {
+	t.Helper()
+	opts := &natsserver.Options{
 		Host:               "127.0.0.1",
 		Port:               -1,
 		JetStream:          true,
@@ -30,7 +36,11 @@ func RunServerAt(t testing.TB, storeDir string) *natsserver.Server {
 		JetStreamMaxStore:  1 << 30,
 		NoSigs:             true,
 		NoLog:              true,
-	})
+	}
+	if tune != nil {
+		tune(opts)
+	}
+	s, err := natsserver.NewServer(opts)
 	if err != nil {
 		t.Fatalf("natstest: new server: %v", err)
 	}
