@@ -22,8 +22,8 @@ func newServerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a jetmesh server: embedded NATS JetStream plus the event ingress",
-		Long: `Run a jetmesh server: an embedded nats-server with JetStream on file storage,
-the EVENTS and DLQ streams, and the ingress (HTTP POST /v1/events and NATS
+		Long: `Run a jetmesh server: an embedded nats-server with JetStream on file storage
+(or, with --nats-url, an existing NATS deployment), the EVENTS and DLQ streams, and the ingress (HTTP POST /v1/events and NATS
 request/reply on jetmesh.v1.events). GET /healthz and /readyz report health.
 
 Settings come from defaults, then --config (YAML), then flags: flags win.
@@ -34,6 +34,9 @@ on the same --data keeps every event.`,
 
   # explicit ports and a monitoring endpoint
   jetmesh server --data /var/lib/jetmesh --nats 0.0.0.0:4222 --http 0.0.0.0:8080 --monitor 127.0.0.1:8222
+
+  # control plane for an existing NATS cluster with JetStream: nothing embedded
+  jetmesh server --nats-url nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 --http 0.0.0.0:8080
 
   # everything from a file (see deploy/jetmesh.yaml), one flag overriding it
   jetmesh server --config /etc/jetmesh/jetmesh.yaml --http 127.0.0.1:9090`,
@@ -68,6 +71,7 @@ on the same --data keeps every event.`,
 	f.StringVar(&flags.DataDir, "data", flags.DataDir, "data directory (the JetStream store)")
 	f.StringVar(&flags.NATSAddr, "nats", flags.NATSAddr, "NATS listen address (port 0 picks a free one)")
 	f.StringVar(&flags.HTTPAddr, "http", flags.HTTPAddr, "HTTP listen address for the ingress and health checks")
+	f.StringVar(&flags.NATSURL, "nats-url", "", "use an existing NATS with JetStream at this URL instead of embedding one")
 	f.StringVar(&flags.MonitorAddr, "monitor", "", "NATS monitoring listen address, e.g. 127.0.0.1:8222 (off when empty)")
 	f.StringVar(&flags.Name, "name", "", "server name in NATS (default: host name)")
 	f.BoolVar(&flags.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; much slower)")
@@ -83,6 +87,7 @@ func applyChanged(cmd *cobra.Command, cfg, flags *server.Config) {
 	set := map[string]func(){
 		"data":             func() { cfg.DataDir = flags.DataDir },
 		"nats":             func() { cfg.NATSAddr = flags.NATSAddr },
+		"nats-url":         func() { cfg.NATSURL = flags.NATSURL },
 		"http":             func() { cfg.HTTPAddr = flags.HTTPAddr },
 		"monitor":          func() { cfg.MonitorAddr = flags.MonitorAddr },
 		"name":             func() { cfg.Name = flags.Name },

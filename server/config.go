@@ -23,6 +23,10 @@ type Config struct {
 	// NATSAddr is where clients, sidecars and the CLI connect (host:port). Port 0 picks a
 	// free port.
 	NATSAddr string `yaml:"nats"`
+	// NATSURL, when set, makes the server a control plane for an existing NATS deployment
+	// with JetStream (for example a NATS cluster): nothing is embedded, and data, nats,
+	// monitor, name, syncAlways and maxStore do not apply. Credentials go in the URL.
+	NATSURL string `yaml:"natsURL"`
 	// HTTPAddr serves POST /v1/events, /healthz and /readyz. Port 0 picks a free port.
 	HTTPAddr string `yaml:"http"`
 	// MonitorAddr serves the NATS monitoring endpoints (/varz, /jsz, ...); empty disables.

@@ -61,24 +61,15 @@ func (s *Server) Run(ctx context.Context) error {
 	startedOnce := sync.OnceFunc(func() { close(s.started) })
 	defer startedOnce()
 
-	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	ns, err := s.startNATS()
+	nc, monitor, stopNATS, err := s.connectNATS()
 	if err != nil {
 		return err
 	}
 	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		nc.Close()
+		stopNATS()
 		s.log.Info("jetmesh server stopped")
 	}()
-
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("jetmesh-server"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("in-process NATS connection: %w", err)
-	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -128,7 +119,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready.Store(true)
 	startedOnce()
 	s.log.Info("jetmesh server ready",
-		"nats", s.natsURL, "http", "http://"+s.httpAddr, "monitor", monitorURL(ns),
+		"nats", s.natsURL, "embedded", s.cfg.NATSURL == "", "http", "http://"+s.httpAddr, "monitor", monitor,
 		"data", s.cfg.DataDir, "ingress_subject", bus.IngressSubject, "sync_always", s.cfg.SyncAlways)
 
 	var runErr error
@@ -146,6 +137,39 @@ func (s *Server) Run(ctx context.Context) error {
 	stopIngress()
 	wg.Wait()
 	return runErr
+}
+
+// connectNATS gives the server its NATS connection: to the embedded nats-server it starts
+// (in-process, no TCP), or, with NATSURL set, to an existing NATS deployment. stop shuts the
+// embedded server down; it does nothing for an external one.
+func (s *Server) connectNATS() (nc *nats.Conn, monitor string, stop func(), err error) {
+	if s.cfg.NATSURL != "" {
+		nc, err = nats.Connect(s.cfg.NATSURL, nats.Name("jetmesh-server"), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("disconnected from NATS", "error", err) }),
+			nats.ReconnectHandler(func(c *nats.Conn) { s.log.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted()) }))
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("connecting to NATS at %s: %w", s.cfg.NATSURL, err)
+		}
+		s.natsURL = nc.ConnectedUrlRedacted()
+		return nc, "off (external NATS)", func() {}, nil
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+		return nil, "", nil, fmt.Errorf("data directory: %w", err)
+	}
+	ns, err := s.startNATS()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	stop = func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+	nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("jetmesh-server"), nats.MaxReconnects(-1))
+	if err != nil {
+		stop()
+		return nil, "", nil, fmt.Errorf("in-process NATS connection: %w", err)
+	}
+	return nc, monitorURL(ns), stop, nil
 }
 
 // startNATS starts the embedded nats-server and waits until it takes connections, failing

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/natstest"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -263,5 +264,48 @@ func TestMetricsDocumented(t *testing.T) {
 		if !exported[name] {
 			t.Errorf("%s is in docs/metrics.md but not exported", name)
 		}
+	}
+}
+
+// TestControlPlaneForExternalNATS runs the server against an existing nats-server: it
+// creates the streams there and stores published events there, embedding nothing.
+func TestControlPlaneForExternalNATS(t *testing.T) {
+	external := natstest.RunServer(t)
+	cfg := server.DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "never-created")
+	cfg.NATSURL, cfg.HTTPAddr = external.ClientURL(), "127.0.0.1:0"
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	<-srv.Started()
+	res, err := http.Post("http://"+srv.HTTPAddr()+"/v1/events", "application/cloudevents+json",
+		strings.NewReader(`{"specversion":"1.0","id":"ext-1","source":"/t","type":"orders.created"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("publish: %d", res.StatusCode)
+	}
+	_, js := natstest.JetStream(t, external)
+	st, err := js.Stream(context.Background(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.GetLastMsgForSubject(context.Background(), "evt.orders.created"); err != nil || m.Header.Get("ce-id") != "ext-1" {
+		t.Fatalf("event not in the external JetStream: %v %v", m, err)
+	}
+	if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+		t.Errorf("a data directory was created in control-plane mode: %v", err)
 	}
 }
