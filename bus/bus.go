@@ -152,6 +152,7 @@ var transientCodes = map[jetstream.ErrorCode]bool{
 	10007: true, // JSClusterNotAssignedErr
 	10008: true, // JSClusterNotAvailErr
 	10009: true, // JSClusterNotLeaderErr
+	10023: true, // JSInsufficientResourcesErr: not enough nodes have joined for the replicas yet
 	10076: true, // JSNotEnabledErr: JetStream still starting
 }
 

@@ -35,6 +35,11 @@ on the same --data keeps every event.`,
   # explicit ports and a monitoring endpoint
   jetmesh server --data /var/lib/jetmesh --nats 0.0.0.0:4222 --http 0.0.0.0:8080 --monitor 127.0.0.1:8222
 
+  # one node of a three-node cluster (run the same on n2 and n3 with their own --name)
+  jetmesh server --name n1 --data /var/lib/jetmesh --nats 0.0.0.0:4222 --http 0.0.0.0:8080 \
+    --cluster 0.0.0.0:6222 --cluster-name jetmesh --replicas 3 \
+    --routes nats-route://n1:6222,nats-route://n2:6222,nats-route://n3:6222
+
   # control plane for an existing NATS cluster with JetStream: nothing embedded
   jetmesh server --nats-url nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 --http 0.0.0.0:8080
 
@@ -73,7 +78,11 @@ on the same --data keeps every event.`,
 	f.StringVar(&flags.HTTPAddr, "http", flags.HTTPAddr, "HTTP listen address for the ingress and health checks")
 	f.StringVar(&flags.NATSURL, "nats-url", "", "use an existing NATS with JetStream at this URL instead of embedding one")
 	f.StringVar(&flags.MonitorAddr, "monitor", "", "NATS monitoring listen address, e.g. 127.0.0.1:8222 (off when empty)")
-	f.StringVar(&flags.Name, "name", "", "server name in NATS (default: host name)")
+	f.StringVar(&flags.Name, "name", "", "server name in NATS, unique per node (default: host name)")
+	f.StringVar(&flags.Cluster.Listen, "cluster", "", "join a JetStream cluster: this node's route listen address, e.g. 0.0.0.0:6222")
+	f.StringVar(&flags.Cluster.Name, "cluster-name", "", "cluster name, the same on every node")
+	f.StringSliceVar(&flags.Cluster.Routes, "routes", nil, "route URLs of every node, comma-separated (nats-route://host:6222,...)")
+	f.IntVar(&flags.Streams.Replicas, "replicas", flags.Streams.Replicas, "stream replicas: 1 single node, 3 in a cluster")
 	f.BoolVar(&flags.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; much slower)")
 	f.Var(&flags.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on SIGTERM")
 	f.IntVar(&flags.Ingress.MaxEventBytes, "max-event-bytes", flags.Ingress.MaxEventBytes, "largest event accepted, in bytes")
@@ -91,6 +100,10 @@ func applyChanged(cmd *cobra.Command, cfg, flags *server.Config) {
 		"http":             func() { cfg.HTTPAddr = flags.HTTPAddr },
 		"monitor":          func() { cfg.MonitorAddr = flags.MonitorAddr },
 		"name":             func() { cfg.Name = flags.Name },
+		"cluster":          func() { cfg.Cluster.Listen = flags.Cluster.Listen },
+		"cluster-name":     func() { cfg.Cluster.Name = flags.Cluster.Name },
+		"routes":           func() { cfg.Cluster.Routes = flags.Cluster.Routes },
+		"replicas":         func() { cfg.Streams.Replicas = flags.Streams.Replicas },
 		"sync-always":      func() { cfg.SyncAlways = flags.SyncAlways },
 		"shutdown-timeout": func() { cfg.ShutdownTimeout = flags.ShutdownTimeout },
 		"max-event-bytes":  func() { cfg.Ingress.MaxEventBytes = flags.Ingress.MaxEventBytes },

@@ -83,6 +83,14 @@ func (s *serverProc) httpURL() string { return "http://" + s.httpAddr }
 // startServer runs `jetmesh server` over dataDir on fresh ports and waits for /readyz.
 func startServer(t *testing.T, dataDir string, extra ...string) *serverProc {
 	t.Helper()
+	s := launchServer(t, dataDir, extra...)
+	s.waitReady(20 * time.Second)
+	return s
+}
+
+// launchServer starts `jetmesh server` over dataDir on fresh ports without waiting.
+func launchServer(t *testing.T, dataDir string, extra ...string) *serverProc {
+	t.Helper()
 	s := &serverProc{t: t, log: &lockedBuffer{}, done: make(chan error, 1), dataDir: dataDir,
 		natsAddr: freeAddr(t), httpAddr: freeAddr(t)}
 	args := append([]string{"server", "--data", dataDir, "--nats", s.natsAddr, "--http", s.httpAddr}, extra...)
@@ -93,13 +101,20 @@ func startServer(t *testing.T, dataDir string, extra ...string) *serverProc {
 	}
 	go func() { s.done <- s.cmd.Wait() }()
 	t.Cleanup(func() { s.kill() })
-	deadline := time.Now().Add(20 * time.Second)
+	return s
+}
+
+// waitReady waits until /readyz answers 200.
+func (s *serverProc) waitReady(timeout time.Duration) {
+	t := s.t
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		res, err := http.Get(s.httpURL() + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		select {
@@ -108,7 +123,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *serverProc {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server not ready in 20s:\n%s", s.log)
+			t.Fatalf("server not ready in %s:\n%s", timeout, s.log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

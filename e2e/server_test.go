@@ -71,18 +71,32 @@ func readStream(t *testing.T, natsURL, stream string) []jetstream.Msg {
 	defer cancel()
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("stream info %s: %v", stream, err)
 	}
 	last := st.CachedInfo().State.LastSeq
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
+	// A plain ephemeral consumer, created with a short deadline per attempt. Right after a
+	// cluster node dies, JetStream may still place an R1 consumer on it and the create then
+	// times out; a fresh attempt gets a fresh placement. (An ordered consumer retries under
+	// the same name and can hang forever there.)
+	var cons jetstream.Consumer
+	for began := time.Now(); ; {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 3*time.Second)
+		cons, err = st.CreateConsumer(attempt, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy,
+			InactiveThreshold: time.Minute, Replicas: 1, MemoryStorage: true})
+		cancelAttempt()
+		if err == nil {
+			break
+		}
+		if time.Since(began) > 45*time.Second {
+			t.Fatalf("consumer on %s: %v", stream, err)
+		}
+		t.Logf("consumer on %s: %v (retrying)", stream, err)
 	}
 	var out []jetstream.Msg
 	for len(out) > 0 && mustSeq(t, out[len(out)-1]) < last || len(out) == 0 && last > 0 {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("fetching %s after %d of %d: %v", stream, len(out), last, err)
 		}
 		n := 0
 		for m := range batch.Messages() {

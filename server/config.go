@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -41,10 +42,57 @@ type Config struct {
 	MaxStore int64 `yaml:"maxStore"`
 	// ShutdownTimeout bounds the drain on SIGTERM: in-flight requests get this long.
 	ShutdownTimeout duration.Duration `yaml:"shutdownTimeout"`
+	// Cluster joins this server's embedded NATS to other jetmesh servers as one JetStream
+	// cluster. Empty Listen means single node.
+	Cluster ClusterConfig `yaml:"cluster"`
 	// Streams sets the retention of the EVENTS and DLQ streams.
 	Streams bus.StreamsConfig `yaml:"streams"`
 	// Ingress bounds what the publisher accepts.
 	Ingress ingress.Config `yaml:"ingress"`
+}
+
+// ClusterConfig makes the embedded nats-server one node of a JetStream cluster. Every node
+// gets the same Name and Routes, and its own server Name and data directory; three nodes
+// with streams.replicas: 3 survive the loss of any one.
+type ClusterConfig struct {
+	// Name of the cluster, the same on every node.
+	Name string `yaml:"name"`
+	// Listen is where this node takes route connections from the others (host:port).
+	Listen string `yaml:"listen"`
+	// Routes lists every node's route address (nats-route://host:port), this one included.
+	Routes []string `yaml:"routes"`
+}
+
+// enabled reports whether the server runs clustered.
+func (c ClusterConfig) enabled() bool { return c.Listen != "" }
+
+func (c ClusterConfig) validate(serverName string) []error {
+	if !c.enabled() {
+		if c.Name != "" || len(c.Routes) > 0 {
+			return []error{errors.New("cluster: name and routes need cluster.listen (--cluster) too")}
+		}
+		return nil
+	}
+	var errs []error
+	if err := checkAddr("cluster.listen", c.Listen, false); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Name == "" {
+		errs = append(errs, errors.New("cluster.name (--cluster-name) is required when clustered, the same on every node"))
+	}
+	if serverName == "" {
+		errs = append(errs, errors.New("name (--name) is required when clustered, unique per node"))
+	}
+	if len(c.Routes) == 0 {
+		errs = append(errs, errors.New("cluster.routes (--routes) must list the nodes, e.g. nats-route://10.0.0.1:6222"))
+	}
+	for _, r := range c.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Port() == "" || (u.Scheme != "nats-route" && u.Scheme != "nats") {
+			errs = append(errs, fmt.Errorf("cluster.routes: %q is not a route URL like nats-route://host:6222", r))
+		}
+	}
+	return errs
 }
 
 // DefaultConfig is a single node listening on loopback with data under ./data.
@@ -92,6 +140,10 @@ func (c Config) Validate() error {
 	}
 	if err := checkAddr("monitor", c.MonitorAddr, true); err != nil {
 		errs = append(errs, err)
+	}
+	errs = append(errs, c.Cluster.validate(c.Name)...)
+	if c.Cluster.enabled() && c.NATSURL != "" {
+		errs = append(errs, errors.New("natsURL (--nats-url) uses an external NATS: it cannot be combined with cluster settings"))
 	}
 	if c.MaxStore < 0 {
 		errs = append(errs, fmt.Errorf("maxStore must be 0 (NATS default) or positive, got %d", c.MaxStore))

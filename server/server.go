@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +121,7 @@ func (s *Server) Run(ctx context.Context) error {
 	startedOnce()
 	s.log.Info("jetmesh server ready",
 		"nats", s.natsURL, "embedded", s.cfg.NATSURL == "", "http", "http://"+s.httpAddr, "monitor", monitor,
-		"data", s.cfg.DataDir, "ingress_subject", bus.IngressSubject, "sync_always", s.cfg.SyncAlways)
+		"cluster", s.cfg.Cluster.Name, "data", s.cfg.DataDir, "ingress_subject", bus.IngressSubject, "sync_always", s.cfg.SyncAlways)
 
 	var runErr error
 	select {
@@ -190,6 +191,14 @@ func (s *Server) startNATS() (*natsserver.Server, error) {
 		SyncAlways:         s.cfg.SyncAlways,
 		MaxPayload:         int32(s.cfg.Ingress.MaxRequestBytes + 64<<10),
 		NoSigs:             true,
+	}
+	if c := s.cfg.Cluster; c.enabled() {
+		opts.Cluster.Name = c.Name
+		opts.Cluster.Host, opts.Cluster.Port = splitAddr(c.Listen)
+		opts.Routes = natsserver.RoutesFromStr(strings.Join(c.Routes, ","))
+		if s.cfg.Streams.Replicas == 1 {
+			s.log.Warn("clustered with streams.replicas: 1: the loss of one node loses its events; set replicas: 3")
+		}
 	}
 	if s.cfg.MonitorAddr != "" {
 		opts.HTTPHost, opts.HTTPPort = splitAddr(s.cfg.MonitorAddr)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,16 @@ func TestConfigValidate(t *testing.T) {
 		{"ingress limits", func(c *server.Config) { c.Ingress.MaxEventBytes, c.Ingress.MaxRequestBytes = 10, 5 },
 			[]string{"maxEventBytes must be at least 1024", "maxRequestBytes (5) must be at least"}},
 		{"negative store", func(c *server.Config) { c.MaxStore = -1 }, []string{"maxStore must be 0"}},
+		{"cluster without name, routes or server name", func(c *server.Config) { c.Cluster.Listen = "127.0.0.1:6222" },
+			[]string{"cluster.name (--cluster-name) is required", "name (--name) is required when clustered", "cluster.routes (--routes) must list"}},
+		{"bad route", func(c *server.Config) {
+			c.Name, c.Cluster = "n1", server.ClusterConfig{Name: "jm", Listen: "127.0.0.1:6222", Routes: []string{"http://x:1", "nats-route://y"}}
+		}, []string{`"http://x:1" is not a route URL`, `"nats-route://y" is not a route URL`}},
+		{"routes without listen", func(c *server.Config) { c.Cluster.Routes = []string{"nats-route://a:1"} }, []string{"need cluster.listen"}},
+		{"cluster and external NATS", func(c *server.Config) {
+			c.Name, c.NATSURL = "n1", "nats://x:4222"
+			c.Cluster = server.ClusterConfig{Name: "jm", Listen: "127.0.0.1:6222", Routes: []string{"nats-route://a:1"}}
+		}, []string{"cannot be combined with cluster settings"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,7 +223,11 @@ func TestShippedConfigIsValid(t *testing.T) {
 	}
 	want := server.DefaultConfig()
 	want.MonitorAddr = "127.0.0.1:8222"
-	if cfg != want {
+	if cfg.Cluster.Routes == nil {
+		t.Error("cluster.routes missing from deploy/jetmesh.yaml")
+	}
+	cfg.Cluster.Routes = nil
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("deploy/jetmesh.yaml drifted from the defaults:\n got  %+v\n want %+v", cfg, want)
 	}
 }
