@@ -126,6 +126,20 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// createReader creates an ephemeral consumer for a one-off read, each attempt with a short
+// deadline: right after a cluster node dies JetStream may place a one-replica consumer on
+// it, and that create never completes; a fresh attempt gets a fresh placement.
+func createReader(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 3*time.Second)
+		cons, err := js.CreateConsumer(attempt, stream, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return cons, err
+		}
+	}
+}
+
 // readDLQ returns the last limit records matching filter, oldest first.
 func readDLQ(ctx context.Context, g *globals, filter string, since time.Duration, limit int) ([]dlqEntry, error) {
 	nc, js, err := g.jetStream("dlq")
@@ -135,19 +149,17 @@ func readDLQ(ctx context.Context, g *globals, filter string, since time.Duration
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.ConsumerConfig{FilterSubject: filter, DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, Replicas: 1, MemoryStorage: true}
 	if since > 0 {
 		start := time.Now().Add(-since)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	cons, err := js.OrderedConsumer(ctx, bus.DLQStream, cfg)
+	cons, err := createReader(ctx, js, bus.DLQStream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("reading DLQ: %w", err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading DLQ: %w", err)
-	}
+	info := cons.CachedInfo()
 	ring := make([]dlqEntry, 0, limit)
 	for pending := info.NumPending; pending > 0; {
 		batch, err := cons.Fetch(min(int(pending), 500), jetstream.FetchMaxWait(5*time.Second))

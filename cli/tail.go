@@ -93,6 +93,10 @@ func runTail(ctx context.Context, g *globals, o *tailOptions, pattern string) er
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{event.SubjectPrefix + pattern},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		// Bounded: an ordered consumer re-creates itself under one name, and after a cluster
+		// node dies that name can stay placed on the dead node; fail with a message (about a
+		// minute) rather than hang silently.
+		MaxResetAttempts: 6,
 	}
 	switch {
 	case o.all:

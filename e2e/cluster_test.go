@@ -71,4 +71,12 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 			t.Errorf("accepted event %s stored %d times after losing a node", id, stored[id])
 		}
 	}
+
+	// The read commands keep working on the degraded cluster.
+	if out, errOut, code := nodes[2].cli(t, "", "tail", "load.>", "--all", "-n", "1"); code != 0 || !strings.Contains(out, "load.tick") {
+		t.Errorf("tail on the degraded cluster: exit %d %q %q", code, out, errOut)
+	}
+	if _, errOut, code := nodes[2].cli(t, "", "dlq", "ls"); code != 0 {
+		t.Errorf("dlq ls on the degraded cluster: exit %d %q", code, errOut)
+	}
 }
