@@ -35,7 +35,7 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.trace[h] = r.Header.Get(h)
 	}
 	if event.IsBinaryHTTP(r.Header) {
-		req.binaryHeader = binaryHeaders(r.Header)
+		req.binaryHeader = eventHeaders(r.Header)
 		req.parseBinary = func(maxBytes int) (*event.Event, error) {
 			return event.ParseHTTPBinary(r.Header, req.body, maxBytes)
 		}
@@ -53,9 +53,9 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp.StatusCode(), resp)
 }
 
-// binaryHeaders keeps the headers that make up a binary-mode event, and nothing else (never
-// credentials), for the DLQ.
-func binaryHeaders(h http.Header) map[string][]string {
+// eventHeaders keeps the headers that make up a binary-mode event, HTTP or NATS, and
+// nothing else (never credentials), for the DLQ.
+func eventHeaders(h map[string][]string) map[string][]string {
 	out := make(map[string][]string)
 	for k, vs := range h {
 		lk := strings.ToLower(k)

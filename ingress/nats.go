@@ -19,13 +19,24 @@ const HeaderStatus = "Jetmesh-Status"
 // Serve answers publish requests on bus.IngressSubject (queue group bus.IngressQueue) until
 // ctx is done, then stops taking requests, finishes the ones it holds, and returns.
 func (in *Ingress) Serve(ctx context.Context, nc *nats.Conn) error {
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		stopping bool // set before wg.Wait, so no callback adds to wg after it
+	)
 	sub, err := nc.QueueSubscribe(bus.IngressSubject, bus.IngressQueue, func(m *nats.Msg) {
-		// Blocking here pushes back on the subscription, whose pending buffer is bounded.
-		if in.acquire(ctx) != nil {
+		mu.Lock()
+		if stopping {
+			mu.Unlock()
 			return
 		}
 		wg.Add(1)
+		mu.Unlock()
+		// Blocking here pushes back on the subscription, whose pending buffer is bounded.
+		if in.acquire(ctx) != nil {
+			wg.Done()
+			return
+		}
 		go func() {
 			defer wg.Done()
 			defer in.release()
@@ -39,6 +50,9 @@ func (in *Ingress) Serve(ctx context.Context, nc *nats.Conn) error {
 	// Unsubscribe rather than Drain: requests still queued would be answered after the
 	// caller's connection is gone; callers retry on a timeout, and ids make that safe.
 	err = sub.Unsubscribe()
+	mu.Lock()
+	stopping = true
+	mu.Unlock()
 	wg.Wait()
 	return err
 }
@@ -53,7 +67,7 @@ func (in *Ingress) serveNATS(m *nats.Msg) {
 			}
 		}
 		if lk == "ce-specversion" {
-			req.binaryHeader = natsBinaryHeaders(m.Header)
+			req.binaryHeader = eventHeaders(m.Header)
 			req.parseBinary = func(maxBytes int) (*event.Event, error) {
 				return event.ParseNATSBinary(m.Header, m.Data, maxBytes)
 			}
@@ -72,15 +86,4 @@ func (in *Ingress) serveNATS(m *nats.Msg) {
 	if err := m.RespondMsg(reply); err != nil {
 		in.log.Warn("answering publish request failed", "error", err)
 	}
-}
-
-func natsBinaryHeaders(h nats.Header) map[string][]string {
-	out := make(map[string][]string)
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "ce-") || lk == "content-type" {
-			out[lk] = vs
-		}
-	}
-	return out
 }
