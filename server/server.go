@@ -75,45 +75,55 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = bus.EnsureStreams(ensureCtx, js, s.cfg.Streams)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("creating streams: %w", err)
-	}
 
+	// HTTP comes up first: /healthz must answer while a cluster node waits for its peers,
+	// or a liveness probe would kill it; /v1/events answers 503 until the ingress is ready.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStreamCollector(js))
-	ing, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"), ingress.WithMetrics(ingress.NewMetrics(reg)))
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	s.httpAddr = ln.Addr().String()
+	var ing atomic.Pointer[ingress.Ingress]
 	httpSrv := &http.Server{
-		Handler:           s.routes(ing, nc, reg),
+		Handler:           s.routes(&ing, nc, reg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-
 	var wg sync.WaitGroup
-	ingressCtx, stopIngress := context.WithCancel(context.Background())
-	defer stopIngress()
 	errc := make(chan error, 2)
-	wg.Go(func() {
-		if err := ing.Serve(ingressCtx, nc); err != nil {
-			errc <- fmt.Errorf("nats ingress: %w", err)
-		}
-	})
 	wg.Go(func() {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
+		}
+	})
+	ingressCtx, stopIngress := context.WithCancel(context.Background())
+	defer func() {
+		s.ready.Store(false)
+		drainCtx, cancelDrain := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
+		defer cancelDrain()
+		if err := httpSrv.Shutdown(drainCtx); err != nil {
+			s.log.Warn("http drain incomplete", "error", err)
+		}
+		stopIngress()
+		wg.Wait()
+	}()
+
+	if err := s.ensureStreams(ctx, js); err != nil {
+		return err
+	}
+	in, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"), ingress.WithMetrics(ingress.NewMetrics(reg)))
+	if err != nil {
+		return err
+	}
+	ing.Store(in)
+	wg.Go(func() {
+		if err := in.Serve(ingressCtx, nc); err != nil {
+			errc <- fmt.Errorf("nats ingress: %w", err)
 		}
 	})
 
@@ -128,16 +138,24 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	s.ready.Store(false)
 	s.log.Info("draining", "timeout", s.cfg.ShutdownTimeout.String())
-	drainCtx, cancelDrain := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
-	defer cancelDrain()
-	if err := httpSrv.Shutdown(drainCtx); err != nil {
-		s.log.Warn("http drain incomplete", "error", err)
-	}
-	stopIngress()
-	wg.Wait()
 	return runErr
+}
+
+// ensureStreams creates or updates the streams. A cluster node waits for its peers however
+// long they take to start (readyz says 503 meanwhile); a single node that cannot create its
+// streams in 30s has a real problem.
+func (s *Server) ensureStreams(ctx context.Context, js jetstream.JetStream) error {
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if s.cfg.Cluster.enabled() {
+		s.log.Info("waiting for the cluster to form to create the streams", "routes", s.cfg.Cluster.Routes, "replicas", s.cfg.Streams.Replicas)
+		ensureCtx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	if err := bus.EnsureStreams(ensureCtx, js, s.cfg.Streams); err != nil {
+		return fmt.Errorf("creating streams: %w", err)
+	}
+	return nil
 }
 
 // connectNATS gives the server its NATS connection: to the embedded nats-server it starts
@@ -241,9 +259,17 @@ func monitorURL(ns *natsserver.Server) string {
 	return "off"
 }
 
-func (s *Server) routes(ing *ingress.Ingress, nc *nats.Conn, reg *prometheus.Registry) http.Handler {
+func (s *Server) routes(ing *atomic.Pointer[ingress.Ingress], nc *nats.Conn, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/events", ing)
+	mux.HandleFunc("/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		if in := ing.Load(); in != nil {
+			in.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, &ingress.Response{Entries: []ingress.EntryResult{},
+			Error: &ingress.RequestError{Code: ingress.CodeUnavailable, Message: "the server is starting: its streams are not ready yet"}})
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok", "")
@@ -262,12 +288,16 @@ func (s *Server) routes(ing *ingress.Ingress, nc *nats.Conn, reg *prometheus.Reg
 }
 
 func writeStatus(w http.ResponseWriter, code int, status, reason string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(struct {
+	writeJSON(w, code, struct {
 		Status string `json:"status"`
 		Reason string `json:"reason,omitempty"`
 	}{status, reason})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing left to tell it
 }
 
 // natsLogger sends nats-server's log lines to slog, and reports its fatal errors (such as a

@@ -324,3 +324,66 @@ func TestControlPlaneForExternalNATS(t *testing.T) {
 		t.Errorf("a data directory was created in control-plane mode: %v", err)
 	}
 }
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestClusterNodeWaitsForPeersAlive: a cluster node whose peers are not up yet stays alive
+// (healthz 200, so a liveness probe keeps it), not ready (readyz 503), refuses publishes
+// with 503, and stops cleanly when asked.
+func TestClusterNodeWaitsForPeersAlive(t *testing.T) {
+	cfg := server.DefaultConfig()
+	self := freePort(t)
+	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr, cfg.Name = t.TempDir(), "127.0.0.1:0", freePort(t), "n1"
+	cfg.Cluster = server.ClusterConfig{Name: "c", Listen: self,
+		Routes: []string{"nats-route://" + self, "nats-route://" + freePort(t), "nats-route://" + freePort(t)}}
+	cfg.Streams.Replicas = 3
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	base := "http://" + cfg.HTTPAddr
+	status := func(method, path string) int {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(`{}`))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for status("GET", "/healthz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("healthz never answered while waiting for peers")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := status("GET", "/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("readyz = %d while peers are missing", got)
+	}
+	if got := status("POST", "/v1/events"); got != http.StatusServiceUnavailable {
+		t.Errorf("publish = %d while peers are missing", got)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("gave up waiting for peers: %v", err)
+	case <-time.After(time.Second):
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop while waiting for peers")
+	}
+}
