@@ -113,6 +113,12 @@ func start(t *testing.T, dataDir string) (srv *server.Server, stop func() error)
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
+	return startWith(t, cfg)
+}
+
+// startWith runs a server with cfg until the test (or stop) ends it; stop returns Run's error.
+func startWith(t *testing.T, cfg server.Config) (srv *server.Server, stop func() error) {
+	t.Helper()
 	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -289,20 +295,12 @@ func TestControlPlaneForExternalNATS(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "never-created")
 	cfg.NATSURL, cfg.HTTPAddr = external.ClientURL(), "127.0.0.1:0"
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	srv, stop := startWith(t, cfg)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
-	<-srv.Started()
 	res, err := http.Post("http://"+srv.HTTPAddr()+"/v1/events", "application/cloudevents+json",
 		strings.NewReader(`{"specversion":"1.0","id":"ext-1","source":"/t","type":"orders.created"}`))
 	if err != nil {
