@@ -94,8 +94,8 @@ func runTail(ctx context.Context, g *globals, o *tailOptions, pattern string) er
 		FilterSubjects: []string{event.SubjectPrefix + pattern},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		// Bounded: an ordered consumer re-creates itself under one name, and after a cluster
-		// node dies that name can stay placed on the dead node; fail with a message (about a
-		// minute) rather than hang silently.
+		// node dies that name can stay placed on the dead node; fail with a message (after one
+		// to two minutes of retries) rather than hang silently.
 		MaxResetAttempts: 6,
 	}
 	switch {
