@@ -157,6 +157,15 @@ func checkText(field, v string, required bool, limit int) *Error {
 	return nil
 }
 
+// ValidateExtension checks one extension attribute against the rules Validate applies, for
+// callers that add extensions to an already validated event.
+func ValidateExtension(name, value string) error {
+	if err := checkExtension(name, value); err != nil {
+		return err
+	}
+	return nil
+}
+
 func checkExtension(name, value string) *Error {
 	if !validExtensionName(name) {
 		return invalid(name, RuleExtension, "extension attribute names must be 1-%d characters of [a-z0-9]", maxExtensionLen)

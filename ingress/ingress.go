@@ -336,10 +336,11 @@ func unavailable(id string, err error) EntryResult {
 const maxTraceLen = 512
 
 // addTrace copies transport-level trace context into an event that carries none, so
-// delivery can continue the caller's trace.
+// delivery can continue the caller's trace. A value that breaks the extension rules is
+// dropped: it comes from a header, not from the event the caller sent.
 func addTrace(ev *event.Event, trace map[string]string) {
 	for name, v := range trace {
-		if _, ok := ev.Extensions[name]; ok || v == "" || len(v) > maxTraceLen {
+		if _, ok := ev.Extensions[name]; ok || v == "" || len(v) > maxTraceLen || event.ValidateExtension(name, v) != nil {
 			continue
 		}
 		if ev.Extensions == nil {

@@ -212,6 +212,25 @@ func TestAcceptedIsStored(t *testing.T) {
 	}
 }
 
+// TestTraceHeadersAreValidated: trace context taken from transport headers obeys the same
+// attribute rules as the event's own; a bad value is dropped, never stored.
+func TestTraceHeadersAreValidated(t *testing.T) {
+	f := setup(t)
+	h := http.Header{}
+	h["Traceparent"] = []string{"00-abc\tdef-01"} // a tab is legal in an HTTP header value
+	status, resp := f.post(t, ingress.MediaStructured, h, []byte(structured("tr-1", "orders.created", `{}`)))
+	if status != http.StatusOK {
+		t.Fatalf("status %d, %+v", status, resp)
+	}
+	m := f.msg(t, bus.EventsStream, resp.Entries[0].Sequence)
+	if v := m.Header.Get("ce-traceparent"); v != "" {
+		t.Errorf("a traceparent with a control character was stored: %q", v)
+	}
+	if _, err := event.ParseNATSBinary(m.Header, m.Data, 0); err != nil {
+		t.Errorf("the stored event does not parse back: %v", err)
+	}
+}
+
 func TestDuplicateStoredOnce(t *testing.T) {
 	f := setup(t)
 	body := []byte(structured("dup-1", "orders.created", `{}`))
