@@ -252,12 +252,7 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 		}
 		resp.Entries[i] = EntryResult{ID: entries[i].ev.ID, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
 	}
-	for _, f := range dead {
-		if _, err := waitAck(ctx, f); err != nil {
-			in.metrics.dlqFailed.Inc()
-			in.log.Error("writing DLQ record failed", "error", err)
-		}
-	}
+	in.awaitDeadLetters(ctx, dead...)
 	for _, r := range resp.Entries {
 		if !r.Accepted() {
 			resp.FailedEntryCount++
@@ -288,17 +283,23 @@ func (in *Ingress) refuse(ctx context.Context, req request, rerr *RequestError) 
 	if header == nil {
 		header = map[string][]string{event.HeaderContentType: {req.contentType}}
 	}
-	f := in.deadLetter(req.origin, header, req.body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: rerr.Message})
-	if f == nil {
-		return resp
-	}
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
-	defer cancel()
-	if _, err := waitAck(ctx, f); err != nil {
-		in.metrics.dlqFailed.Inc()
-		in.log.Error("writing DLQ record failed", "error", err)
+	if f := in.deadLetter(req.origin, header, req.body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: rerr.Message}); f != nil {
+		ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
+		defer cancel()
+		in.awaitDeadLetters(ctx, f)
 	}
 	return resp
+}
+
+// awaitDeadLetters waits for DLQ writes to be acknowledged. A failed one is counted and
+// logged; the caller has its rejection either way.
+func (in *Ingress) awaitDeadLetters(ctx context.Context, futures ...jetstream.PubAckFuture) {
+	for _, f := range futures {
+		if _, err := waitAck(ctx, f); err != nil {
+			in.metrics.dlqFailed.Inc()
+			in.log.Error("writing DLQ record failed", "error", err)
+		}
+	}
 }
 
 func waitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
