@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
+	"github.com/jetmesh/jetmesh/internal/clip"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -113,7 +114,7 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 				if e.Rule != "" {
 					origin = "rule " + e.Rule
 				}
-				t.row(e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Reason, dash(origin), dash(e.EventID), dash(e.EventType), cut(e.Error, 80))
+				t.row(e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Reason, dash(origin), dash(e.EventID), dash(e.EventType), clip.String(e.Error, 80))
 			}
 			return t.flush()
 		},
@@ -298,14 +299,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

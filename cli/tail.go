@@ -13,6 +13,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/clip"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -183,7 +184,7 @@ func renderData(ev *event.Event, max int) string {
 		return fmt.Sprintf("<%d bytes %s>", len(ev.Data), ct)
 	}
 	if max > 0 && len(s) > max {
-		s = s[:max] + fmt.Sprintf("… (%d bytes)", len(ev.Data))
+		s = clip.String(s, max) + fmt.Sprintf(" (%d bytes)", len(ev.Data))
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/internal/clip"
 	"github.com/nats-io/nats.go"
 )
 
@@ -172,15 +173,12 @@ func atoiIf(s string) (int, error) {
 
 // sanitize makes arbitrary text safe for a header: no control characters, bounded length.
 func sanitize(s string) string {
-	if len(s) > maxErrorLen {
-		s = s[:maxErrorLen] + "…"
-	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, s)
+	}, clip.String(s, maxErrorLen))
 }
 
 // EventRef names the original event, as far as the record allows: from its ce-id/ce-type

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jetmesh/jetmesh/internal/clip"
 )
 
 // ParseStructured parses and validates one event in CloudEvents structured JSON mode.
@@ -372,7 +374,7 @@ func attrString(name string, value json.RawMessage) (string, *Error) {
 	}
 	switch name {
 	case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema":
-		return "", invalid(name, RuleString, "must be a JSON string, got %s", truncate(string(value), 40))
+		return "", invalid(name, RuleString, "must be a JSON string, got %s", clip.String(string(value), 40))
 	}
 	// Extension attributes may be booleans or integers; the binary form carries them as
 	// strings, so that is what they become here.
@@ -383,13 +385,13 @@ func attrString(name string, value json.RawMessage) (string, *Error) {
 			return string(value), nil
 		}
 	}
-	return "", invalid(name, RuleExtension, "extension attribute values must be strings, numbers or booleans, got %s", truncate(string(value), 40))
+	return "", invalid(name, RuleExtension, "extension attribute values must be strings, numbers or booleans, got %s", clip.String(string(value), 40))
 }
 
 func parseTime(s string) (time.Time, *Error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, invalid("time", RuleTimestamp, "must be an RFC 3339 timestamp like 2024-05-01T12:00:00Z, got %q", truncate(s, 64))
+		return time.Time{}, invalid("time", RuleTimestamp, "must be an RFC 3339 timestamp like 2024-05-01T12:00:00Z, got %q", clip.String(s, 64))
 	}
 	return t, nil
 }
@@ -401,13 +403,6 @@ func limitOrDefault(n int) int {
 		return DefaultMaxBytes
 	}
 	return n
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func sortedKeys(m map[string]string) []string {
