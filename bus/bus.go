@@ -25,6 +25,11 @@ const (
 	IngressSubject = "jetmesh.v1.events"
 	// IngressQueue lets several servers share ingress requests.
 	IngressQueue = "jetmesh-ingress"
+	// SchemasBucket is the KV bucket of the schema registry: one key <type>.v<N> per
+	// version, written once.
+	SchemasBucket = "mesh-schemas"
+	// RulesBucket is the KV bucket of rules: one key per rule name.
+	RulesBucket = "mesh-rules"
 )
 
 // StreamsConfig sets the retention of the EVENTS and DLQ streams.
@@ -122,10 +127,43 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamsConfig)
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	return untilReady(ctx, "stream "+cfg.Name, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
+}
+
+// BucketConfigs are the KV buckets jetmesh keeps: the schema registry and the rules.
+func (c StreamsConfig) BucketConfigs() []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: SchemasBucket, Description: "jetmesh schema registry: <type>.v<N> → JSON Schema, written once",
+			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: RulesBucket, Description: "jetmesh rules: name → rule",
+			History: 5, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+	}
+}
+
+// EnsureBuckets creates the KV buckets or updates them to c, retrying like EnsureStreams.
+func EnsureBuckets(ctx context.Context, js jetstream.JetStream, c StreamsConfig) error {
+	for _, cfg := range c.BucketConfigs() {
+		err := untilReady(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// untilReady calls op until it succeeds, fails for a reason waiting will not fix, or ctx
+// ends.
+func untilReady(ctx context.Context, what string, op func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for {
 		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.CreateOrUpdateStream(callCtx, cfg)
+		err := op(callCtx)
 		cancel()
 		if err == nil {
 			return nil
@@ -133,11 +171,11 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		if !notReadyYet(err) {
 			// A refused configuration (for example a change JetStream cannot apply in place)
 			// will not fix itself by waiting.
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stream %s: %w (last error: %w)", cfg.Name, ctx.Err(), err)
+			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 2*time.Second)

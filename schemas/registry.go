@@ -1,0 +1,240 @@
+package schemas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Registry is the mesh-schemas KV bucket. It is safe for concurrent use.
+type Registry struct {
+	kv jetstream.KeyValue
+}
+
+// OpenRegistry opens the bucket the server created.
+func OpenRegistry(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
+	kv, err := js.KeyValue(ctx, bus.SchemasBucket)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("the %s bucket does not exist: is a jetmesh server running against this NATS? (%w)", bus.SchemasBucket, err)
+		}
+		return nil, fmt.Errorf("opening %s: %w", bus.SchemasBucket, err)
+	}
+	return &Registry{kv: kv}, nil
+}
+
+// origin names a registry document in messages.
+func origin(key string) string { return "registry:" + key }
+
+// Catalog reads every version in the registry.
+func (r *Registry) Catalog(ctx context.Context) (*Catalog, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", bus.SchemasBucket, err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	if err := lister.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, fmt.Errorf("listing %s: %w", bus.SchemasBucket, err)
+	}
+	docs := make([]Document, 0, len(keys))
+	for _, k := range keys {
+		d, err := r.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted between list and get
+		}
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d)
+	}
+	return NewCatalog(docs), nil
+}
+
+// Get reads one version; version 0 means the latest.
+func (r *Registry) Get(ctx context.Context, eventType string, version int) (Document, error) {
+	if version > 0 {
+		return r.get(ctx, Key(eventType, version))
+	}
+	c, err := r.Catalog(ctx)
+	if err != nil {
+		return Document{}, err
+	}
+	versions := c.Versions(eventType)
+	if len(versions) == 0 {
+		return Document{}, fmt.Errorf("%s: %w", eventType, ErrNotFound)
+	}
+	return versions[len(versions)-1], nil
+}
+
+func (r *Registry) get(ctx context.Context, key string) (Document, error) {
+	eventType, version, err := ParseKey(key)
+	if err != nil {
+		return Document{}, err
+	}
+	e, err := r.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Document{}, fmt.Errorf("%s v%d: %w", eventType, version, ErrNotFound)
+	}
+	if err != nil {
+		return Document{}, fmt.Errorf("reading %s: %w", key, err)
+	}
+	return Document{Type: eventType, Version: version, Origin: origin(key), Raw: e.Value()}, nil
+}
+
+// Push writes a plan's new versions, each created once: a version someone else pushed in
+// the meantime with other content is refused, never overwritten.
+func (r *Registry) Push(ctx context.Context, docs []Document) error {
+	for _, d := range docs {
+		_, err := r.kv.Create(ctx, d.Key(), d.Raw)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			pushed, gerr := r.get(ctx, d.Key())
+			if gerr == nil && Equal(pushed.Raw, d.Raw) {
+				continue
+			}
+			return Problems{{File: d.Origin, Rule: RuleImmutable, Message: fmt.Sprintf(
+				"%s v%d was pushed by someone else meanwhile with different content", d.Type, d.Version)}}
+		}
+		if err != nil {
+			return fmt.Errorf("pushing %s v%d: %w", d.Type, d.Version, err)
+		}
+	}
+	return nil
+}
+
+// Live is the registry as the ingress sees it: compiled once, recompiled whenever the
+// bucket changes. Validate is safe for concurrent use and never waits on a reload.
+type Live struct {
+	set  atomic.Pointer[Set]
+	log  *slog.Logger
+	docs map[string]Document
+	// OnReload, when set before Watch, is called after each compile with the new set and
+	// how long the compile took.
+	onReload func(*Set, time.Duration)
+}
+
+// LiveOption tunes a Live at construction.
+type LiveOption func(*Live)
+
+// OnReload registers a callback run after every compile, for metrics.
+func OnReload(f func(s *Set, took time.Duration)) LiveOption {
+	return func(l *Live) { l.onReload = f }
+}
+
+// Watch loads the registry and keeps following it until ctx ends. It returns once the
+// current contents are compiled, so the caller is never ready with an empty registry.
+func Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger, opts ...LiveOption) (*Live, error) {
+	kv, err := js.KeyValue(ctx, bus.SchemasBucket)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", bus.SchemasBucket, err)
+	}
+	l := &Live{log: log, docs: map[string]Document{}}
+	for _, o := range opts {
+		o(l)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watching %s: %w", bus.SchemasBucket, err)
+	}
+	// Current values come first, then a nil entry: compile once for all of them.
+	for initial := true; initial; {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("watching %s: watcher closed", bus.SchemasBucket)
+			}
+			if e == nil {
+				initial = false
+				break
+			}
+			l.apply(e)
+		case <-ctx.Done():
+			_ = w.Stop()
+			return nil, ctx.Err()
+		}
+	}
+	l.compile()
+	go l.follow(ctx, w)
+	return l, nil
+}
+
+// follow applies updates as they come, compiling once per burst.
+func (l *Live) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				l.log.Error("schema registry watch ended; validation keeps the last schemas")
+				return
+			}
+			if e != nil {
+				l.apply(e)
+			}
+		drain:
+			for {
+				select {
+				case e, ok := <-w.Updates():
+					if !ok {
+						break drain
+					}
+					if e != nil {
+						l.apply(e)
+					}
+				default:
+					break drain
+				}
+			}
+			l.compile()
+		}
+	}
+}
+
+func (l *Live) apply(e jetstream.KeyValueEntry) {
+	key := e.Key()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(l.docs, key)
+		return
+	}
+	eventType, version, err := ParseKey(key)
+	if err != nil {
+		l.log.Error("ignoring a schema registry key jetmesh did not write", "key", key, "error", err)
+		return
+	}
+	l.docs[key] = Document{Type: eventType, Version: version, Origin: origin(key), Raw: e.Value()}
+}
+
+func (l *Live) compile() {
+	began := time.Now()
+	docs := make([]Document, 0, len(l.docs))
+	for _, d := range l.docs {
+		docs = append(docs, d)
+	}
+	set, problems := Compile(NewCatalog(docs))
+	for _, p := range problems {
+		l.log.Error("schema does not compile; events validated against it are refused", "problem", p.String())
+	}
+	took := time.Since(began)
+	l.set.Store(set)
+	l.log.Info("schemas loaded", "types", len(set.types), "versions", len(docs), "took", took)
+	if l.onReload != nil {
+		l.onReload(set, took)
+	}
+}
+
+// Set returns the schemas in force now.
+func (l *Live) Set() *Set { return l.set.Load() }
+
+// Validate checks an event against the schemas in force now (see Set.Validate).
+func (l *Live) Validate(ev *event.Event) error { return l.set.Load().Validate(ev) }
