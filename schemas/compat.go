@@ -94,11 +94,11 @@ type node struct {
 }
 
 type compat struct {
-	docs        map[string]any
-	file        string
-	problems    Problems
-	seen        map[string]bool
-	depth       int
+	docs     map[string]any
+	file     string
+	problems Problems
+	seen     map[string]bool
+	depth    int
 }
 
 func (c *compat) add(ptr, rule, format string, args ...any) {

@@ -49,7 +49,7 @@ func TestCheckCompatible(t *testing.T) {
 		{name: "anyOf branch added", old: `{"anyOf":[{"type":"string"}]}`, new: `{"anyOf":[{"type":"string"},{"type":"integer"}]}`},
 		{name: "oneOf branch added", old: `{"oneOf":[{"const":"a"}]}`, new: `{"oneOf":[{"const":"a"},{"const":"b"}]}`},
 		{name: "annotations changed", old: `{"title":"x","description":"y"}`, new: `{"title":"z","examples":[1],"deprecated":true}`},
-		{name: "nested property widened", old: obj(`"a":`+obj(`"b":{"type":"integer"}`)), new: obj(`"a":`+obj(`"b":{"type":"number"}`))},
+		{name: "nested property widened", old: obj(`"a":` + obj(`"b":{"type":"integer"}`)), new: obj(`"a":` + obj(`"b":{"type":"number"}`))},
 		{name: "items widened", old: `{"items":{"type":"integer"}}`, new: `{"items":{"type":["integer","string"]}}`},
 		{name: "false becomes true", old: `false`, new: `true`},
 
