@@ -86,6 +86,7 @@ on the same --data keeps every event.`,
 	f.BoolVar(&flags.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; much slower)")
 	f.Var(&flags.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on SIGTERM")
 	f.IntVar(&flags.Ingress.MaxEventBytes, "max-event-bytes", flags.Ingress.MaxEventBytes, "largest event accepted, in bytes")
+	f.BoolVar(&flags.Ingress.AllowUnknownTypes, "allow-unknown-types", false, "accept events whose type has no registered schema (unvalidated)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
@@ -107,6 +108,9 @@ func applyChanged(cmd *cobra.Command, cfg, flags *server.Config) {
 		"sync-always":      func() { cfg.SyncAlways = flags.SyncAlways },
 		"shutdown-timeout": func() { cfg.ShutdownTimeout = flags.ShutdownTimeout },
 		"max-event-bytes":  func() { cfg.Ingress.MaxEventBytes = flags.Ingress.MaxEventBytes },
+		"allow-unknown-types": func() {
+			cfg.Ingress.AllowUnknownTypes = flags.Ingress.AllowUnknownTypes
+		},
 	}
 	for name, apply := range set {
 		if cmd.Flags().Changed(name) {

@@ -1,6 +1,10 @@
 package ingress
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/jetmesh/jetmesh/schemas"
+)
 
 // Sentinel errors.
 var (
@@ -19,4 +23,8 @@ const (
 	CodeTooManyEntries       = "too_many_entries"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeUnavailable          = "unavailable"
+	// CodeUnknownType: no schema is registered for the event's type.
+	CodeUnknownType = schemas.CodeUnknownType
+	// CodeSchemaInvalid: the data breaks its schema (or dataschema names no such version).
+	CodeSchemaInvalid = schemas.CodeSchemaInvalid
 )

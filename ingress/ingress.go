@@ -12,6 +12,7 @@ import (
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -36,6 +37,9 @@ type Config struct {
 	MaxInflight int `yaml:"maxInflight" json:"maxInflight"`
 	// PublishTimeout bounds the wait for JetStream's acknowledgement.
 	PublishTimeout duration.Duration `yaml:"publishTimeout" json:"publishTimeout"`
+	// AllowUnknownTypes accepts events whose type has no registered schema, unvalidated.
+	// Off by default: a typo in a type name is refused, not stored where no rule looks.
+	AllowUnknownTypes bool `yaml:"allowUnknownTypes" json:"allowUnknownTypes"`
 }
 
 // DefaultConfig: 256 KiB events, 4 MiB requests, 1,000 entries per batch, 256 requests in
@@ -73,18 +77,31 @@ func (c Config) Validate() error {
 
 // Ingress validates and stores events. Create it with New.
 type Ingress struct {
-	js      jetstream.JetStream
-	cfg     Config
-	log     *slog.Logger
-	sem     chan struct{}
-	metrics *Metrics
+	js        jetstream.JetStream
+	cfg       Config
+	log       *slog.Logger
+	sem       chan struct{}
+	metrics   *Metrics
+	validator Validator
 }
+
+// Validator checks an event's data against its registered schema. *schemas.Live is the
+// server's; its errors are *schemas.ValidationError.
+type Validator interface {
+	Validate(ev *event.Event) error
+}
+
+var _ Validator = (*schemas.Live)(nil)
 
 // Option tunes an Ingress at construction.
 type Option func(*Ingress)
 
 // WithMetrics makes the ingress record into m (default: unregistered metrics).
 func WithMetrics(m *Metrics) Option { return func(in *Ingress) { in.metrics = m } }
+
+// WithValidator makes the ingress validate every event with v before storing it. Without
+// it events are checked against the CloudEvents rules only.
+func WithValidator(v Validator) Option { return func(in *Ingress) { in.validator = v } }
 
 // New returns an ingress that stores into the EVENTS and DLQ streams through nc.
 func New(nc *nats.Conn, cfg Config, log *slog.Logger, opts ...Option) (*Ingress, error) {
@@ -221,6 +238,9 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	now := time.Now().UTC()
 	for i := range entries {
 		en := &entries[i]
+		if en.err == nil {
+			en.err = in.validate(en.ev)
+		}
 		if en.err != nil {
 			resp.Entries[i] = rejection(en.err)
 			if f := in.deadLetter(req.origin, en.header, en.raw, resp.Entries[i]); f != nil {
@@ -313,7 +333,23 @@ func waitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, 
 	}
 }
 
+// validate applies the schema registry, letting unknown types through when configured to.
+func (in *Ingress) validate(ev *event.Event) error {
+	if in.validator == nil {
+		return nil
+	}
+	err := in.validator.Validate(ev)
+	if err != nil && in.cfg.AllowUnknownTypes && errors.Is(err, schemas.ErrUnknownType) {
+		return nil
+	}
+	return err
+}
+
 func rejection(err error) EntryResult {
+	var ve *schemas.ValidationError
+	if errors.As(err, &ve) {
+		return EntryResult{ErrorCode: ve.Code, ErrorMessage: ve.Error(), Field: ve.Field}
+	}
 	var ee *event.Error
 	if !errors.As(err, &ee) {
 		return EntryResult{ErrorCode: CodeInvalidEvent, ErrorMessage: err.Error()}

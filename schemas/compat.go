@@ -116,6 +116,9 @@ func (c *compat) compare(o, n node, ptr string) {
 	c.depth++
 	defer func() { c.depth-- }()
 
+	if jsonEqual(o.v, n.v) && (o.base == n.base || !hasRef(n.v)) {
+		return // same schema, and no $ref that could point elsewhere from the other file
+	}
 	o = c.flatten(o, ptr)
 	if nb, ok := n.v.(bool); ok {
 		if ob, ok := o.v.(bool); nb || (ok && !ob) {
@@ -300,8 +303,8 @@ func (c *compat) resolve(base, ref string) (node, string, error) {
 func (c *compat) anyOf(o, n node, om, nm map[string]any, ptr string) {
 	for _, kw := range []string{"anyOf", "oneOf"} {
 		branches, ok := nm[kw].([]any)
-		if !ok {
-			continue
+		if !ok || len(branches) == 0 || jsonEqual(om[kw], nm[kw]) && !hasRef(branches) {
+			continue // absent, invalid (Compile reports it), or unchanged
 		}
 		olds := []node{o}
 		if ob, ok := om[kw].([]any); ok && len(ob) > 0 {
@@ -478,7 +481,7 @@ type bound struct {
 
 func num(v any) *big.Rat {
 	n, ok := v.(json.Number)
-	if !ok {
+	if !ok || !modest(string(n)) {
 		return nil
 	}
 	r, ok := new(big.Rat).SetString(string(n))
@@ -486,6 +489,20 @@ func num(v any) *big.Rat {
 		return nil
 	}
 	return r
+}
+
+// modest reports whether a number literal is small enough to compare exactly: big.Rat
+// would expand an exponent like 1e999999999 into a number of a gigabyte.
+func modest(s string) bool {
+	if len(s) > 100 {
+		return false
+	}
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return true
+	}
+	exp := strings.TrimLeft(s[i+1:], "+-")
+	return len(exp) < 4
 }
 
 // tightest returns the binding limit among a plain and an exclusive keyword; lower picks
@@ -582,11 +599,11 @@ func (c *compat) maxCount(om, nm map[string]any, ptr, kw, rule string) {
 
 func (c *compat) multipleOf(om, nm map[string]any, ptr string) {
 	n := num(nm["multipleOf"])
-	if n == nil {
-		return
+	if n == nil || n.Sign() <= 0 {
+		return // not a valid multipleOf; Compile reports it
 	}
 	o := num(om["multipleOf"])
-	if o == nil {
+	if o == nil || o.Sign() <= 0 {
 		c.add(ptr+"/multipleOf", RuleMultipleOf, "multipleOf %s added", n.RatString())
 		return
 	}
@@ -708,6 +725,27 @@ func (c *compat) items(o, n node, om, nm map[string]any, ptr string) {
 	if _, ok := nm["items"]; ok {
 		c.compare(node{sub(om, "items"), o.base}, node{nm["items"], n.base}, ptr+"/items")
 	}
+}
+
+func hasRef(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		if _, ok := x["$ref"]; ok {
+			return true
+		}
+		for _, e := range x {
+			if hasRef(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasRef(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func sortedKeys(m map[string]any) []string {

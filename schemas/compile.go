@@ -106,6 +106,28 @@ func (s *Set) Types() []string {
 	return types
 }
 
+// Versions counts the versions of all types.
+func (s *Set) Versions() int {
+	n := 0
+	for _, vs := range s.types {
+		n += len(vs)
+	}
+	return n
+}
+
+// Broken counts the versions that did not compile.
+func (s *Set) Broken() int {
+	n := 0
+	for _, vs := range s.types {
+		for _, v := range vs {
+			if v.err != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Latest returns the newest version number of a type, 0 when it has none.
 func (s *Set) Latest(eventType string) int { return len(s.types[eventType]) }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -52,4 +53,33 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes), name)
 		ch <- prometheus.MustNewConstMetric(c.consumer, prometheus.GaugeValue, float64(s.Consumers), name)
 	}
+}
+
+// schemaMetrics follows the registry the ingress validates against.
+type schemaMetrics struct {
+	versions, broken prometheus.Gauge
+	reloads          prometheus.Counter
+	compile          prometheus.Histogram
+}
+
+func newSchemaMetrics(reg prometheus.Registerer) *schemaMetrics {
+	m := &schemaMetrics{
+		versions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_schemas_versions",
+			Help: "Schema versions the ingress validates against."}),
+		broken: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_schemas_broken_versions",
+			Help: "Schema versions in the registry that do not compile; events validated against them are refused."}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "jetmesh_schemas_reloads_total",
+			Help: "Times the registry was recompiled after a change."}),
+		compile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jetmesh_schemas_compile_seconds",
+			Help: "Time to compile the whole registry.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+	}
+	reg.MustRegister(m.versions, m.broken, m.reloads, m.compile)
+	return m
+}
+
+func (m *schemaMetrics) observe(set *schemas.Set, took time.Duration) {
+	m.versions.Set(float64(set.Versions()))
+	m.broken.Set(float64(set.Broken()))
+	m.reloads.Inc()
+	m.compile.Observe(took.Seconds())
 }

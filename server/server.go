@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/schemas"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -116,7 +117,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.ensureStreams(ctx, js); err != nil {
 		return err
 	}
-	in, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"), ingress.WithMetrics(ingress.NewMetrics(reg)))
+	live, err := schemas.Watch(ctx, js, s.log.With("component", "schemas"), schemas.OnReload(newSchemaMetrics(reg).observe))
+	if err != nil {
+		return fmt.Errorf("schema registry: %w", err)
+	}
+	in, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"),
+		ingress.WithMetrics(ingress.NewMetrics(reg)), ingress.WithValidator(live))
 	if err != nil {
 		return err
 	}
@@ -154,6 +160,9 @@ func (s *Server) ensureStreams(ctx context.Context, js jetstream.JetStream) erro
 	defer cancel()
 	if err := bus.EnsureStreams(ensureCtx, js, s.cfg.Streams); err != nil {
 		return fmt.Errorf("creating streams: %w", err)
+	}
+	if err := bus.EnsureBuckets(ensureCtx, js, s.cfg.Streams); err != nil {
+		return fmt.Errorf("creating KV buckets: %w", err)
 	}
 	return nil
 }

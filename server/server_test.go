@@ -113,6 +113,8 @@ func start(t *testing.T, dataDir string) (srv *server.Server, stop func() error)
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
+	// These tests are about the server; TestSchemasValidateLive covers validation.
+	cfg.Ingress.AllowUnknownTypes = true
 	return startWith(t, cfg)
 }
 
@@ -295,6 +297,7 @@ func TestControlPlaneForExternalNATS(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "never-created")
 	cfg.NATSURL, cfg.HTTPAddr = external.ClientURL(), "127.0.0.1:0"
+	cfg.Ingress.AllowUnknownTypes = true
 	srv, stop := startWith(t, cfg)
 	defer func() {
 		if err := stop(); err != nil {
