@@ -110,6 +110,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newStreamsCmd(g),
 		newTailCmd(g),
 		newDLQCmd(g),
+		newSchemasCmd(g),
 	)
 	return root
 }
@@ -156,3 +157,13 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 }
 
 func showHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+// exactArgs refuses (exit 2) anything but n positional arguments, naming them.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return refused("%s takes %s, got %d argument%s (see '%s --help')", cmd.CommandPath(), names, len(args), plural(len(args)), cmd.CommandPath())
+		}
+		return nil
+	}
+}

@@ -12,7 +12,7 @@ import (
 )
 
 func TestCLI(t *testing.T) {
-	srv := startServer(t, t.TempDir())
+	srv := startServer(t, t.TempDir(), anyType)
 
 	t.Run("publish prints a fresh id", func(t *testing.T) {
 		out, errOut, code := srv.cli(t, "", "publish", "--type", "orders.created", "--source", "/shop", "--data", `{"amount":120}`)
@@ -80,7 +80,8 @@ func TestCLI(t *testing.T) {
 			Name     string `json:"name"`
 			Messages uint64 `json:"messages"`
 		}
-		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
+		// EVENTS, DLQ and the two KV buckets (mesh-rules, mesh-schemas).
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 4 {
 			t.Fatalf("exit %d: %s", code, out)
 		}
 		out, _, code = srv.cli(t, "", "streams", "info", "DLQ")
@@ -203,8 +204,9 @@ func TestQuickStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo.sh: %v\n%s", err, out)
 	}
-	for _, want := range []string{"jetmesh server ready", "orders.created id=", "payments.captured id=pay-1",
-		"rejected (invalid_event)", "(exit code 2)", "EVENTS  evt.>", "invalid_event  nats"} {
+	for _, want := range []string{"jetmesh server ready", "ok: 4 types, 5 versions", "pushed 5 versions",
+		"orders.created id=", "payments.captured id=pay-1", "rejected (schema_invalid): data: does not match orders.created v2",
+		"rejected (unknown_type)", "rejected (invalid_event)", "(exit code 2)", "KV_mesh-schemas", "schema_invalid  nats"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quick start output lacks %q:\n%s", want, out)
 		}

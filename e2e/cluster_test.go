@@ -23,7 +23,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	}
 	nodes := make([]*serverProc, 3)
 	for i := range nodes {
-		nodes[i] = launchServer(t, t.TempDir(), "--name", fmt.Sprintf("n%d", i+1), "--cluster", clusterAddrs[i],
+		nodes[i] = launchServer(t, t.TempDir(), anyType, "--name", fmt.Sprintf("n%d", i+1), "--cluster", clusterAddrs[i],
 			"--cluster-name", "jetmesh-e2e", "--routes", strings.Join(routes, ","), "--replicas", "3", "--log-level", "debug")
 	}
 	for _, n := range nodes {

@@ -80,6 +80,10 @@ type serverProc struct {
 func (s *serverProc) natsURL() string { return "nats://" + s.natsAddr }
 func (s *serverProc) httpURL() string { return "http://" + s.httpAddr }
 
+// anyType starts a server that stores events of any type unvalidated: for tests about
+// transport and durability, not schemas (TestSchemas covers validation).
+const anyType = "--allow-unknown-types"
+
 // startServer runs `jetmesh server` over dataDir on fresh ports and waits for /readyz.
 func startServer(t *testing.T, dataDir string, extra ...string) *serverProc {
 	t.Helper()

@@ -176,7 +176,7 @@ func storedIDs(t *testing.T, srv *serverProc) map[string]int {
 // that every rejected one is in the DLQ and not in EVENTS.
 func TestKillNineKeepsEveryAcceptedEvent(t *testing.T) {
 	dataDir := t.TempDir()
-	srv := startServer(t, dataDir)
+	srv := startServer(t, dataDir, anyType)
 	accepted := map[string]bool{}
 	rejected := map[string]bool{}
 
@@ -222,7 +222,7 @@ func TestKillNineKeepsEveryAcceptedEvent(t *testing.T) {
 		accepted[id] = true
 	}
 
-	srv = startServer(t, dataDir)
+	srv = startServer(t, dataDir, anyType)
 	stored := storedIDs(t, srv)
 	for id := range accepted {
 		if stored[id] != 1 {
@@ -260,7 +260,7 @@ func TestKillNineKeepsEveryAcceptedEvent(t *testing.T) {
 // must exit 0, and every event it answered as accepted must be there after a restart.
 func TestSIGTERMDrainsUnderLoad(t *testing.T) {
 	dataDir := t.TempDir()
-	srv := startServer(t, dataDir)
+	srv := startServer(t, dataDir, anyType)
 	accepted := publishUnderLoad(t, srv, func() {
 		time.Sleep(time.Second)
 		if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {

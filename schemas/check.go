@@ -21,11 +21,16 @@ func Check(c *Catalog, layout Problems) Report {
 	r := Report{Problems: append(Problems(nil), layout...)}
 	_, compileProblems := Compile(c)
 	r.Problems = append(r.Problems, compileProblems...)
+	broken := map[string]bool{}
+	for _, p := range compileProblems {
+		broken[p.File] = true
+	}
 	for _, t := range c.Types() {
 		versions := c.Versions(t)
 		for i := 1; i < len(versions); i++ {
-			if versions[i].Version == versions[i-1].Version+1 {
-				r.Breaking = append(r.Breaking, CheckCompatible(versions[i-1], versions[i], c)...)
+			prev, next := versions[i-1], versions[i]
+			if next.Version == prev.Version+1 && !broken[prev.Origin] && !broken[next.Origin] {
+				r.Breaking = append(r.Breaking, CheckCompatible(prev, next, c)...)
 			}
 		}
 	}

@@ -35,15 +35,8 @@ func origin(key string) string { return "registry:" + key }
 
 // Catalog reads every version in the registry.
 func (r *Registry) Catalog(ctx context.Context) (*Catalog, error) {
-	lister, err := r.kv.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", bus.SchemasBucket, err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	if err := lister.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+	keys, err := r.kv.Keys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil, fmt.Errorf("listing %s: %w", bus.SchemasBucket, err)
 	}
 	docs := make([]Document, 0, len(keys))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README quick start in one command: build jetmesh, start a server on a throwaway data
-# directory, watch events with `jetmesh tail`, publish over the CLI and over HTTP, show a
-# rejected event with its reason, list the streams, and stop the server.
+# directory, push the example schema catalog, watch events with `jetmesh tail`, publish over
+# the CLI and over HTTP, show rejected events with their reasons, list the streams, and stop
+# the server.
 # Ports: JETMESH_DEMO_NATS (default 127.0.0.1:4222), JETMESH_DEMO_HTTP (default 127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,11 +34,18 @@ for _ in $(seq 100); do
 done
 grep 'jetmesh server ready' "$work/server.log"
 
+step "jetmesh schemas check examples/catalog   # what CI runs on every pull request"
+"$jm" schemas check examples/catalog
+
+step "jetmesh schemas push examples/catalog"
+"$jm" schemas push examples/catalog
+
 "$jm" tail --all -n 2 > "$work/tail.out" &
 tail_pid=$!
 
-step "jetmesh publish --type orders.created --source /shop --data '{\"orderId\":\"o-1\",\"amount\":120}'"
-"$jm" publish --type orders.created --source /shop --data '{"orderId":"o-1","amount":120}'
+order='{"orderId":"o-1","customerId":"c-7","total":{"cents":12000,"currency":"EUR"}}'
+step "jetmesh publish --type orders.created --source /shop --data '$order'"
+"$jm" publish --type orders.created --source /shop --data "$order"
 
 step "POST http://$http_addr/v1/events (structured CloudEvent)"
 body='{"specversion":"1.0","id":"pay-1","source":"/billing","type":"payments.captured","data":{"orderId":"o-1"}}'
@@ -47,7 +55,13 @@ else
   "$jm" publish --type payments.captured --source /billing --id pay-1 --data '{"orderId":"o-1"}'
 fi
 
-step "jetmesh publish --type Orders.Created ...   # rejected: bad type token, lands in the DLQ"
+step "jetmesh publish --type orders.created --data '{\"orderId\":\"o-2\"}'   # rejected: breaks the schema"
+"$jm" publish --type orders.created --source /shop --data '{"orderId":"o-2"}' || echo "(exit code $?)"
+
+step "jetmesh publish --type orders.shipped ...   # rejected: no schema registered for the type"
+"$jm" publish --type orders.shipped --source /shop --data '{}' || echo "(exit code $?)"
+
+step "jetmesh publish --type Orders.Created ...   # rejected: bad type token"
 "$jm" publish --type Orders.Created --source /shop --data '{}' || echo "(exit code $?)"
 
 step "jetmesh tail --all -n 2"
