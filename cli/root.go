@@ -73,9 +73,11 @@ func newRootCmd(version string, stdout, stderr io.Writer) *cobra.Command {
 validation at publish, declarative rules that route events to services, and a
 dead-letter queue, on an embedded NATS JetStream.
 
-Start a server, then publish and watch events:
+Start a server, register the schemas of your event types, then publish and watch
+events:
 
   jetmesh server
+  jetmesh schemas push ./catalog
   jetmesh publish --type orders.created --source /shop --data '{"amount":120}'
   jetmesh tail 'orders.>'
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/natstest"
+	"github.com/jetmesh/jetmesh/schemas"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -95,8 +96,34 @@ func BenchmarkPublishHTTP(b *testing.B) {
 func BenchmarkPublishHTTPSyncAlways(b *testing.B) {
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			benchPostHTTP(b, setupWith(b, natstest.RunServerWith(b, b.TempDir(), func(o *natsserver.Options) { o.SyncAlways = true })), size)
+			benchPostHTTP(b, setupWith(b, natstest.RunServerWith(b, b.TempDir(), func(o *natsserver.Options) { o.SyncAlways = true }), nil), size)
 		})
+	}
+}
+
+// benchSchema is the schema of the benchmark events' data: four typed, required properties.
+const benchSchema = `{"type":"object","properties":{"orderId":{"type":"string","minLength":1},"customer":{"type":"string"},
+"amount":{"type":"number","minimum":0},"currency":{"enum":["EUR","USD"]}},"required":["orderId","customer","amount","currency"],
+"additionalProperties":false}`
+
+// BenchmarkPublishHTTPValidation runs the HTTP ingress with and without schema validation
+// in one run, so the two rows compare like for like: the cost of validation at publish.
+func BenchmarkPublishHTTPValidation(b *testing.B) {
+	set, problems := schemas.Compile(schemas.NewCatalog([]schemas.Document{{Type: "orders.created", Version: 1, Raw: []byte(benchSchema)}}))
+	if len(problems) != 0 {
+		b.Fatal(problems)
+	}
+	for _, size := range []int{1, 100} {
+		for _, validate := range []bool{false, true} {
+			b.Run(fmt.Sprintf("batch=%d/validate=%v", size, validate), func(b *testing.B) {
+				var opts []ingress.Option
+				if validate {
+					opts = append(opts, ingress.WithValidator(set))
+				}
+				b.ReportAllocs()
+				benchPostHTTP(b, setupWith(b, natstest.RunServer(b), opts), size)
+			})
+		}
 	}
 }
 

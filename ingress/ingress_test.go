@@ -34,10 +34,10 @@ type fixture struct {
 
 func setup(t testing.TB, mutate ...func(*ingress.Config)) *fixture {
 	t.Helper()
-	return setupWith(t, natstest.RunServer(t), mutate...)
+	return setupWith(t, natstest.RunServer(t), nil, mutate...)
 }
 
-func setupWith(t testing.TB, s *natsserver.Server, mutate ...func(*ingress.Config)) *fixture {
+func setupWith(t testing.TB, s *natsserver.Server, opts []ingress.Option, mutate ...func(*ingress.Config)) *fixture {
 	t.Helper()
 	nc, js := natstest.JetStream(t, s)
 	ctx := context.Background()
@@ -53,7 +53,7 @@ func setupWith(t testing.TB, s *natsserver.Server, mutate ...func(*ingress.Confi
 		t.Fatal(err)
 	}
 	t.Cleanup(inc.Close)
-	ing, err := ingress.New(inc, cfg, slog.New(slog.DiscardHandler))
+	ing, err := ingress.New(inc, cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func loadExample(t *testing.T) *schemas.Catalog {
 
 func TestExampleCatalogPasses(t *testing.T) {
 	c := loadExample(t)
-	if got := strings.Join(c.Types(), " "); got != "customers.signed-up money orders.created" {
+	if got := strings.Join(c.Types(), " "); got != "customers.signed-up money orders.created payments.captured" {
 		t.Fatalf("types = %s", got)
 	}
 	if r := schemas.Check(c, nil); !r.OK(false) {
