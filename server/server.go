@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -96,7 +97,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Go(func() {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
@@ -127,6 +128,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	ing.Store(in)
+	reconciler := rules.NewReconciler(js, s.log.With("component", "rules"), 30*time.Second)
+	wg.Go(func() {
+		if err := reconciler.Run(ingressCtx); err != nil {
+			errc <- fmt.Errorf("rules reconciler: %w", err)
+		}
+	})
 	wg.Go(func() {
 		if err := in.Serve(ingressCtx, nc); err != nil {
 			errc <- fmt.Errorf("nats ingress: %w", err)

@@ -1,0 +1,292 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Consumer metadata keys that mark a consumer as a rule's, so the reconciler never touches
+// consumers it does not own.
+const (
+	MetaRule  = "jetmesh-rule"
+	MetaHash  = "jetmesh-rule-hash"
+	MetaStart = "jetmesh-rule-start"
+)
+
+// AckWait is how long a delivered event may stay unacknowledged before JetStream hands it
+// out again. Deliverers signal progress while a slow handler works, so it stays short: a
+// crashed sidecar's events are redelivered within it.
+const AckWait = 30 * time.Second
+
+// ConsumerConfig is the durable consumer of a rule on EVENTS: explicit acks, the
+// narrowest filter subjects the pattern allows, at most maxConcurrency (1 when ordered)
+// events in flight across every sidecar of the service, redelivery left to the deliverer
+// (no MaxDeliver, no BackOff: retries are driven with NakWithDelay), starting at new events
+// unless the rule names a start time, with replicas inherited from the stream.
+func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
+	p, err := r.Compile()
+	if err != nil {
+		return jetstream.ConsumerConfig{}, err
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        r.ConsumerName(),
+		Description:    "jetmesh rule " + r.Name + " → " + r.Target.Service + r.Target.Path,
+		FilterSubjects: p.FilterSubjects(),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  r.Delivery.MaxConcurrency,
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		Metadata:       map[string]string{MetaRule: r.Name, MetaHash: ruleHash(r)},
+	}
+	if r.StartTime != nil {
+		t := r.StartTime.UTC()
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &t
+		cfg.Metadata[MetaStart] = t.Format(time.RFC3339Nano)
+	}
+	return cfg, nil
+}
+
+func ruleHash(r Rule) string {
+	sum := sha256.Sum256(Encode(r))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Action is one change a reconcile pass made to a consumer.
+type Action struct {
+	Rule string
+	// Op is "created", "updated", "recreated", "restarted" (new start time) or "deleted".
+	Op     string
+	Detail string
+}
+
+// Reconciler keeps exactly one durable consumer per rule on EVENTS, following the
+// mesh-rules bucket. Run owns its goroutine; Reconcile may also be called directly.
+type Reconciler struct {
+	js     jetstream.JetStream
+	log    *slog.Logger
+	resync time.Duration
+}
+
+// NewReconciler returns a reconciler that also re-checks every resync interval, repairing
+// consumers deleted or changed behind its back.
+func NewReconciler(js jetstream.JetStream, log *slog.Logger, resync time.Duration) *Reconciler {
+	return &Reconciler{js: js, log: log, resync: resync}
+}
+
+// Run watches the rules bucket and reconciles after every burst of changes, and every
+// resync interval, until ctx ends. A failed pass is retried.
+func (rc *Reconciler) Run(ctx context.Context) error {
+	kv, err := rc.js.KeyValue(ctx, bus.RulesBucket)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", bus.RulesBucket, err)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", bus.RulesBucket, err)
+	}
+	defer w.Stop()
+	rulesByKey := map[string][]byte{}
+	initial := true
+	tick := time.NewTicker(rc.resync)
+	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	pass := func() {
+		if initial {
+			return
+		}
+		if _, err := rc.Reconcile(ctx, decodeAll(rulesByKey, rc.log)); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			rc.log.Error("reconciling rule consumers failed; retrying", "error", err)
+			retry.Reset(2 * time.Second)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			pass()
+		case <-retry.C:
+			pass()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("rules watch ended")
+			}
+			applyEntry(rulesByKey, e, &initial)
+		drain:
+			for {
+				select {
+				case e, ok := <-w.Updates():
+					if !ok {
+						break drain
+					}
+					applyEntry(rulesByKey, e, &initial)
+				default:
+					break drain
+				}
+			}
+			pass()
+		}
+	}
+}
+
+func applyEntry(m map[string][]byte, e jetstream.KeyValueEntry, initial *bool) {
+	if e == nil {
+		*initial = false
+		return
+	}
+	if e.Operation() == jetstream.KeyValuePut {
+		m[e.Key()] = e.Value()
+	} else {
+		delete(m, e.Key())
+	}
+}
+
+// decodeAll reads the stored rules; an unreadable one is logged and reported as nil so
+// its consumer is left alone rather than deleted.
+func decodeAll(m map[string][]byte, log *slog.Logger) map[string]*Rule {
+	out := make(map[string]*Rule, len(m))
+	for k, raw := range m {
+		r, err := Decode(raw)
+		if err == nil {
+			r.SetDefaults()
+			err = r.Validate()
+		}
+		if err != nil || r.Name != k {
+			log.Error("stored rule is invalid; its consumer is left as it is", "rule", k, "error", err)
+			out[k] = nil
+			continue
+		}
+		out[k] = &r
+	}
+	return out
+}
+
+// Reconcile makes the consumers on EVENTS match rules (a nil rule means "leave its consumer
+// alone"): creates missing ones, updates changed ones in place where JetStream allows or
+// recreates them from the same stream position where it does not, and deletes rule
+// consumers whose rule is gone.
+func (rc *Reconciler) Reconcile(ctx context.Context, rules map[string]*Rule) ([]Action, error) {
+	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stream, err := rc.js.Stream(callCtx, bus.EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", bus.EventsStream, err)
+	}
+	existing := map[string]*jetstream.ConsumerInfo{}
+	lister := stream.ListConsumers(callCtx)
+	for info := range lister.Info() {
+		existing[info.Name] = info
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("listing consumers: %w", err)
+	}
+	var actions []Action
+	var errs []error
+	names := make([]string, 0, len(rules))
+	for name := range rules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		r := rules[name]
+		if r == nil {
+			continue
+		}
+		a, err := rc.ensure(callCtx, stream, *r, existing[r.ConsumerName()])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule %s: %w", name, err))
+			continue
+		}
+		if a != nil {
+			actions = append(actions, *a)
+		}
+	}
+	var orphans []string
+	for cname, info := range existing {
+		owner, ours := info.Config.Metadata[MetaRule]
+		if _, wanted := rules[owner]; ours && !wanted {
+			orphans = append(orphans, cname)
+		}
+	}
+	sort.Strings(orphans)
+	for _, cname := range orphans {
+		owner := existing[cname].Config.Metadata[MetaRule]
+		if err := stream.DeleteConsumer(callCtx, cname); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("deleting consumer %s: %w", cname, err))
+			continue
+		}
+		actions = append(actions, Action{Rule: owner, Op: "deleted", Detail: "rule removed"})
+	}
+	for _, a := range actions {
+		rc.log.Info("rule consumer "+a.Op, "rule", a.Rule, "detail", a.Detail)
+	}
+	return actions, errors.Join(errs...)
+}
+
+// ensure brings one rule's consumer in line; nil Action means it already was.
+func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rule, cur *jetstream.ConsumerInfo) (*Action, error) {
+	want, err := ConsumerConfig(r)
+	if err != nil {
+		return nil, err
+	}
+	detail := fmt.Sprintf("filter %v, max in flight %d", want.FilterSubjects, want.MaxAckPending)
+	if cur == nil {
+		if _, err := stream.CreateConsumer(ctx, want); err != nil {
+			return nil, fmt.Errorf("creating consumer: %w", err)
+		}
+		return &Action{Rule: r.Name, Op: "created", Detail: detail}, nil
+	}
+	if cur.Config.Metadata[MetaHash] == want.Metadata[MetaHash] {
+		return nil, nil
+	}
+	if cur.Config.Metadata[MetaRule] == r.Name && cur.Config.Metadata[MetaStart] != want.Metadata[MetaStart] {
+		// The rule asks for another start: a replay, so start over from there.
+		if err := stream.DeleteConsumer(ctx, cur.Name); err != nil {
+			return nil, fmt.Errorf("deleting consumer to restart it: %w", err)
+		}
+		if _, err := stream.CreateConsumer(ctx, want); err != nil {
+			return nil, fmt.Errorf("recreating consumer: %w", err)
+		}
+		return &Action{Rule: r.Name, Op: "restarted", Detail: "new start time " + want.Metadata[MetaStart]}, nil
+	}
+	// Where to start is fixed at creation: keep the consumer's own position settings.
+	update := want
+	update.DeliverPolicy, update.OptStartSeq, update.OptStartTime = cur.Config.DeliverPolicy, cur.Config.OptStartSeq, cur.Config.OptStartTime
+	_, err = stream.UpdateConsumer(ctx, update)
+	if err == nil {
+		return &Action{Rule: r.Name, Op: "updated", Detail: detail}, nil
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return nil, fmt.Errorf("updating consumer: %w", err)
+	}
+	// JetStream refused the change in place: recreate the consumer where the old one had
+	// got to, so nothing acknowledged is redelivered and nothing pending is skipped.
+	next := cur.AckFloor.Stream + 1
+	rc.log.Warn("consumer cannot be updated in place; recreating it from the same position",
+		"rule", r.Name, "reason", apiErr.Description, "from_sequence", next)
+	if err := stream.DeleteConsumer(ctx, cur.Name); err != nil {
+		return nil, fmt.Errorf("deleting consumer to recreate it: %w", err)
+	}
+	recreate := want
+	recreate.DeliverPolicy, recreate.OptStartSeq, recreate.OptStartTime = jetstream.DeliverByStartSequencePolicy, next, nil
+	if _, err := stream.CreateConsumer(ctx, recreate); err != nil {
+		return nil, fmt.Errorf("recreating consumer from sequence %d: %w", next, err)
+	}
+	return &Action{Rule: r.Name, Op: "recreated", Detail: fmt.Sprintf("from stream sequence %d (%s)", next, apiErr.Description)}, nil
+}

@@ -1,0 +1,196 @@
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jetmesh/jetmesh/internal/duration"
+)
+
+// Rule routes the events its pattern matches to a service. Rules are written by users (in
+// YAML or JSON files), stored in the mesh-rules bucket, and each becomes one durable
+// consumer on the EVENTS stream. A Rule value is not safe for concurrent mutation.
+type Rule struct {
+	// Name identifies the rule (and names its consumer): lowercase letters, digits, - and _.
+	Name string `json:"name"`
+	// Description says why the rule exists, for the people who read `rules ls`.
+	Description string `json:"description,omitempty"`
+	// Pattern is an EventBridge event pattern over the CloudEvent in structured form
+	// ({"id", "source", "type", "subject", "time", "data": {...}}); see docs/patterns.md.
+	Pattern json.RawMessage `json:"pattern"`
+	// Target is where matching events are delivered.
+	Target Target `json:"target"`
+	// Delivery is how they are delivered: attempts, backoff, timeout, concurrency, order.
+	Delivery Delivery `json:"delivery"`
+	// DeadLetter sends events that exhaust their attempts (or are refused) to the DLQ
+	// stream; when false they are dropped after the last attempt. Default true.
+	DeadLetter *bool `json:"deadLetter,omitempty"`
+	// StartTime, when set, delivers events stored since then (a replay); by default a new
+	// rule receives only events published after it was created.
+	StartTime *time.Time `json:"startTime,omitempty"`
+}
+
+// Target names the service (its sidecar) and the path its handler listens on.
+type Target struct {
+	// Service is the name sidecars run with (--service); every replica shares the rule.
+	Service string `json:"service"`
+	// Path is appended to the sidecar's --handler URL. Default "/".
+	Path string `json:"path,omitempty"`
+}
+
+// Delivery is a rule's delivery policy. Every field is per rule, not per process.
+type Delivery struct {
+	// MaxAttempts is how many times an event is tried before it is dead-lettered. Default 5.
+	MaxAttempts int `json:"maxAttempts,omitempty"`
+	// Backoff spaces the retries.
+	Backoff Backoff `json:"backoff"`
+	// Timeout bounds one delivery attempt (one HTTP request). Default 30s.
+	Timeout duration.Duration `json:"timeout,omitempty"`
+	// MaxConcurrency bounds the events in flight for this rule across all replicas of the
+	// service (the consumer's max ack pending). Default 16; 1 when ordered.
+	MaxConcurrency int `json:"maxConcurrency,omitempty"`
+	// Ordered delivers strictly in stream order, one event at a time.
+	Ordered bool `json:"ordered,omitempty"`
+}
+
+// Backoff is exponential: initial, times multiplier after each failure, capped at max.
+type Backoff struct {
+	Initial    duration.Duration `json:"initial,omitempty"`
+	Max        duration.Duration `json:"max,omitempty"`
+	Multiplier float64           `json:"multiplier,omitempty"`
+}
+
+// Defaults of a rule's delivery policy.
+const (
+	DefaultMaxAttempts    = 5
+	DefaultTimeout        = 30 * time.Second
+	DefaultMaxConcurrency = 16
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMax     = time.Minute
+	DefaultBackoffFactor  = 2.0
+)
+
+// Limits a rule must stay within.
+const (
+	maxAttemptsLimit    = 1000
+	maxConcurrencyLimit = 10000
+	maxTimeout          = 15 * time.Minute
+	maxBackoff          = 24 * time.Hour
+	maxPatternBytes     = 16 << 10
+)
+
+// SetDefaults fills every field left empty with its default.
+func (r *Rule) SetDefaults() {
+	d := &r.Delivery
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = DefaultMaxAttempts
+	}
+	if d.Timeout == 0 {
+		d.Timeout = duration.Duration(DefaultTimeout)
+	}
+	if d.MaxConcurrency == 0 {
+		d.MaxConcurrency = DefaultMaxConcurrency
+		if d.Ordered {
+			d.MaxConcurrency = 1
+		}
+	}
+	if d.Backoff.Initial == 0 {
+		d.Backoff.Initial = duration.Duration(DefaultBackoffInitial)
+	}
+	if d.Backoff.Max == 0 {
+		d.Backoff.Max = duration.Duration(max(DefaultBackoffMax, d.Backoff.Initial.Std()))
+	}
+	if d.Backoff.Multiplier == 0 {
+		d.Backoff.Multiplier = DefaultBackoffFactor
+	}
+	if r.Target.Path == "" {
+		r.Target.Path = "/"
+	}
+	if r.DeadLetter == nil {
+		yes := true
+		r.DeadLetter = &yes
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// Validate names every problem of a rule (after SetDefaults), joined in one error that
+// wraps ErrInvalidRule.
+func (r *Rule) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if !nameRE.MatchString(r.Name) {
+		add("name %q must be 1-64 characters of a-z, 0-9, - and _, starting with a letter or digit", r.Name)
+	}
+	if _, err := r.Compile(); err != nil {
+		add("%v", err)
+	}
+	if !nameRE.MatchString(r.Target.Service) {
+		add("target.service %q must be 1-64 characters of a-z, 0-9, - and _ (the name sidecars run with)", r.Target.Service)
+	}
+	if !strings.HasPrefix(r.Target.Path, "/") || strings.ContainsAny(r.Target.Path, " \t\r\n?#") {
+		add("target.path %q must start with / and hold no spaces, query or fragment", r.Target.Path)
+	}
+	d := r.Delivery
+	if d.MaxAttempts < 1 || d.MaxAttempts > maxAttemptsLimit {
+		add("delivery.maxAttempts must be between 1 and %d, got %d", maxAttemptsLimit, d.MaxAttempts)
+	}
+	if d.Timeout <= 0 || d.Timeout.Std() > maxTimeout {
+		add("delivery.timeout must be positive and at most %s, got %s", maxTimeout, d.Timeout)
+	}
+	if d.MaxConcurrency < 1 || d.MaxConcurrency > maxConcurrencyLimit {
+		add("delivery.maxConcurrency must be between 1 and %d, got %d", maxConcurrencyLimit, d.MaxConcurrency)
+	}
+	if d.Ordered && d.MaxConcurrency != 1 {
+		add("delivery.ordered delivers one event at a time: leave maxConcurrency out or set it to 1, got %d", d.MaxConcurrency)
+	}
+	b := d.Backoff
+	if b.Initial <= 0 || b.Initial.Std() > maxBackoff {
+		add("delivery.backoff.initial must be positive and at most %s, got %s", maxBackoff, b.Initial)
+	}
+	if b.Max < b.Initial || b.Max.Std() > maxBackoff {
+		add("delivery.backoff.max (%s) must be at least backoff.initial (%s) and at most %s", b.Max, b.Initial, maxBackoff)
+	}
+	if b.Multiplier < 1 || b.Multiplier > 10 {
+		add("delivery.backoff.multiplier must be between 1 and 10, got %g", b.Multiplier)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	name := r.Name
+	if name == "" {
+		name = "(no name)"
+	}
+	return fmt.Errorf("%w %s: %s", ErrInvalidRule, name, strings.Join(problems, "; "))
+}
+
+// Compile compiles the rule's pattern, refusing a missing, oversized or never-matching one.
+func (r *Rule) Compile() (*Pattern, error) {
+	if len(r.Pattern) == 0 || string(r.Pattern) == "null" {
+		return nil, errors.New("pattern is required: say which events the rule wants, e.g. {\"type\": [\"orders.created\"]}")
+	}
+	if len(r.Pattern) > maxPatternBytes {
+		return nil, fmt.Errorf("pattern is %d bytes, over the limit of %d", len(r.Pattern), maxPatternBytes)
+	}
+	p, err := Compile(r.Pattern)
+	if err != nil {
+		return nil, err
+	}
+	if p.MatchesNoType() {
+		return nil, errors.New(`pattern can never match: no valid event type fits its "type" (types are lowercase dot-separated tokens)`)
+	}
+	return p, nil
+}
+
+// ConsumerName is the durable consumer of a rule on EVENTS.
+func (r *Rule) ConsumerName() string { return ConsumerName(r.Name) }
+
+// ConsumerName is the durable consumer of the rule named name.
+func ConsumerName(name string) string { return "rule-" + name }
+
+// DeadLetters reports whether exhausted events go to the DLQ.
+func (r *Rule) DeadLetters() bool { return r.DeadLetter == nil || *r.DeadLetter }
