@@ -113,6 +113,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newTailCmd(g),
 		newDLQCmd(g),
 		newSchemasCmd(g),
+		newRulesCmd(g),
 	)
 	return root
 }
