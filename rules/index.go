@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -21,10 +22,13 @@ type Index struct {
 	scan     []int                  // patterns without an anchor
 }
 
-// anchorPath is one anchored field and the patterns filed under each of its values.
+// anchorPath is one anchored field and the patterns filed under each of its values, or
+// under a prefix of them.
 type anchorPath struct {
-	path    []string
-	byValue map[string][]int
+	path       []string
+	byValue    map[string][]int
+	byPrefix   map[string][]int
+	prefixLens []int // distinct lengths in byPrefix, ascending
 }
 
 // NewIndex returns an empty index.
@@ -37,7 +41,7 @@ func (x *Index) Add(id string, p *Pattern) {
 	pos := len(x.patterns)
 	x.ids = append(x.ids, id)
 	x.patterns = append(x.patterns, p)
-	path, values := anchor(p.root, nil)
+	path, values, prefixes := anchor(p.root, nil)
 	if path == nil {
 		x.scan = append(x.scan, pos)
 		return
@@ -45,12 +49,21 @@ func (x *Index) Add(id string, p *Pattern) {
 	key := pathKey(path)
 	a, ok := x.anchors[key]
 	if !ok {
-		a = &anchorPath{path: path, byValue: map[string][]int{}}
+		a = &anchorPath{path: path, byValue: map[string][]int{}, byPrefix: map[string][]int{}}
 		x.anchors[key] = a
 		x.paths = append(x.paths, a)
 	}
 	for _, v := range values {
 		a.byValue[v] = append(a.byValue[v], pos)
+	}
+	for _, pre := range prefixes {
+		if _, seen := a.byPrefix[pre]; !seen {
+			i := sort.SearchInts(a.prefixLens, len(pre))
+			if i == len(a.prefixLens) || a.prefixLens[i] != len(pre) {
+				a.prefixLens = slices.Insert(a.prefixLens, i, len(pre))
+			}
+		}
+		a.byPrefix[pre] = append(a.byPrefix[pre], pos)
 	}
 }
 
@@ -64,6 +77,14 @@ func (x *Index) Match(ev map[string]any) []string {
 		collectValues(ev, a.path, func(v any) {
 			if k, ok := valueKey(v); ok {
 				candidates = append(candidates, a.byValue[k]...)
+			}
+			if s, ok := v.(string); ok {
+				for _, n := range a.prefixLens {
+					if n > len(s) {
+						break
+					}
+					candidates = append(candidates, a.byPrefix[s[:n]]...)
+				}
 			}
 		})
 	}
@@ -83,36 +104,38 @@ func (x *Index) Match(ev map[string]any) []string {
 	return out
 }
 
-// anchor finds a field, outside any $or, whose matchers are all exact values: every event
-// the pattern matches has one of those values there. It prefers "type".
-func anchor(o *objPattern, prefix []string) ([]string, []string) {
-	var fallback []string
-	var fallbackValues []string
+// anchor finds a field, outside any $or, whose matchers are all exact values or
+// case-sensitive prefixes: every event the pattern matches has one of those values, or a
+// string starting with one of those prefixes, there. It prefers "type".
+func anchor(o *objPattern, parent []string) (path, values, prefixes []string) {
 	for _, f := range o.fields {
-		path := append(append([]string(nil), prefix...), f.key)
+		p := append(append([]string(nil), parent...), f.key)
 		if f.obj != nil {
-			if p, v := anchor(f.obj, path); p != nil && fallback == nil {
-				fallback, fallbackValues = p, v
+			if sub, v, pre := anchor(f.obj, p); sub != nil && path == nil {
+				path, values, prefixes = sub, v, pre
 			}
 			continue
 		}
-		values, ok := exactValues(f.matchers)
+		v, pre, ok := anchorValues(f.matchers)
 		if !ok {
 			continue
 		}
-		if f.key == "type" && len(prefix) == 0 {
-			return path, values
+		if f.key == "type" && len(parent) == 0 {
+			return p, v, pre
 		}
-		if fallback == nil {
-			fallback, fallbackValues = path, values
+		if path == nil {
+			path, values, prefixes = p, v, pre
 		}
 	}
-	return fallback, fallbackValues
+	return path, values, prefixes
 }
 
-func exactValues(ms []matcher) ([]string, bool) {
-	out := make([]string, 0, len(ms))
+func anchorValues(ms []matcher) (values, prefixes []string, ok bool) {
 	for _, m := range ms {
+		if a, isAffix := m.(affix); isAffix && !a.suffix && !a.ignoreCase {
+			prefixes = append(prefixes, a.s)
+			continue
+		}
 		var k string
 		switch x := m.(type) {
 		case exactString:
@@ -124,11 +147,11 @@ func exactValues(ms []matcher) ([]string, bool) {
 		case exactNull:
 			k = "z"
 		default:
-			return nil, false
+			return nil, nil, false
 		}
-		out = append(out, k)
+		values = append(values, k)
 	}
-	return out, true
+	return values, prefixes, true
 }
 
 func valueKey(v any) (string, bool) {
