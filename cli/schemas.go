@@ -190,20 +190,16 @@ func (g *globals) registry(ctx context.Context) (*schemas.Registry, func(), erro
 }
 
 // planFor compares DIR with the registry: what a push would do.
-func (g *globals) planFor(ctx context.Context, dir string) (schemas.Plan, *schemas.Catalog, error) {
+func (g *globals) planFor(ctx context.Context, dir string) (schemas.Plan, error) {
 	c, layout, err := loadCatalog(dir)
 	if err != nil {
-		return schemas.Plan{}, nil, err
+		return schemas.Plan{}, err
 	}
 	registry, err := g.registryCatalog(ctx)
 	if err != nil {
-		return schemas.Plan{}, nil, err
+		return schemas.Plan{}, err
 	}
-	plan := schemas.PlanPush(c, registry, layout)
-	// A version the registry lacks must also compile and be compatible inside the catalog.
-	own := schemas.Check(c, nil)
-	plan.Problems = appendNew(plan.Problems, own.Problems)
-	return plan, c, nil
+	return schemas.PlanPush(c, registry, layout), nil
 }
 
 // planJSON is the --output json shape of push and diff.
@@ -269,7 +265,7 @@ Servers apply pushed versions within a second, without restart.`,
   jetmesh schemas push ./catalog -o json`,
 		Args: exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, _, err := g.planFor(cmd.Context(), args[0])
+			plan, err := g.planFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -323,7 +319,7 @@ registry, and "!" for problems that would make push refuse. Exits 0 either way; 
 		Example: "  jetmesh schemas diff ./catalog\n  jetmesh schemas diff ./catalog -o json | jq .add",
 		Args:    exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, _, err := g.planFor(cmd.Context(), args[0])
+			plan, err := g.planFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

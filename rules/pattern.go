@@ -1,16 +1,16 @@
 package rules
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jetmesh/jetmesh/internal/jsonx"
 )
 
 // Pattern is a compiled EventBridge event pattern. It is immutable after Compile, so any
@@ -44,7 +44,7 @@ const numericLimit = 5e9
 // Compile parses and checks an event pattern. A refused pattern is a *PatternError naming
 // the JSON pointer of the problem.
 func Compile(pattern []byte) (*Pattern, error) {
-	v, err := decodeJSON(pattern)
+	v, err := jsonx.Decode(pattern)
 	if err != nil {
 		return nil, &PatternError{Msg: "not JSON: " + err.Error()}
 	}
@@ -74,23 +74,7 @@ func MustCompile(pattern string) *Pattern {
 // String returns the pattern as given.
 func (p *Pattern) String() string { return string(p.src) }
 
-// decodeJSON decodes one JSON value with exact numbers.
-func decodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("unexpected data after the JSON value")
-	}
-	return v, nil
-}
-
-func ptrJoin(ptr, key string) string {
-	return ptr + "/" + strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
-}
+func ptrJoin(ptr, key string) string { return ptr + "/" + jsonx.Escape(key) }
 
 func perr(ptr, format string, args ...any) *PatternError {
 	return &PatternError{Pointer: ptr, Msg: fmt.Sprintf(format, args...)}
@@ -607,7 +591,7 @@ func DecodeEvent(ev []byte) (map[string]any, error) {
 	if !utf8.Valid(ev) {
 		return nil, fmt.Errorf("%w: not UTF-8", ErrInvalidEvent)
 	}
-	v, err := decodeJSON(ev)
+	v, err := jsonx.Decode(ev)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not JSON: %v", ErrInvalidEvent, err)
 	}

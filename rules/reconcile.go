@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -87,78 +89,59 @@ func NewReconciler(js jetstream.JetStream, log *slog.Logger, resync time.Duratio
 // Run watches the rules bucket and reconciles after every burst of changes, and every
 // resync interval, until ctx ends. A failed pass is retried.
 func (rc *Reconciler) Run(ctx context.Context) error {
-	kv, err := rc.js.KeyValue(ctx, bus.RulesBucket)
+	w, snap, err := kvwatch.Start(ctx, rc.js, bus.RulesBucket)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", bus.RulesBucket, err)
+		return err
 	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", bus.RulesBucket, err)
-	}
+	// Stop the watch, then cancel, then wait for the follower goroutine.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer w.Stop()
-	rulesByKey := map[string][]byte{}
-	initial := true
-	tick := time.NewTicker(rc.resync)
-	defer tick.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	pass := func() {
-		if initial {
-			return
-		}
-		if _, err := rc.Reconcile(ctx, decodeAll(rulesByKey, rc.log)); err != nil {
-			if ctx.Err() != nil {
+	latest := make(chan kvwatch.Snapshot, 1)
+	watchErr := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			next, err := w.Next(ctx)
+			if err != nil {
+				watchErr <- err
 				return
 			}
-			rc.log.Error("reconciling rule consumers failed; retrying", "error", err)
-			retry.Reset(2 * time.Second)
+			select { // only the newest contents matter
+			case <-latest:
+			default:
+			}
+			latest <- next
 		}
-	}
+	})
+
+	tick := time.NewTicker(rc.resync)
+	defer tick.Stop()
+	retry := time.NewTimer(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-watchErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("rules watch ended: %w", err)
+		case snap = <-latest:
 		case <-tick.C:
-			pass()
 		case <-retry.C:
-			pass()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("rules watch ended")
-			}
-			applyEntry(rulesByKey, e, &initial)
-		drain:
-			for {
-				select {
-				case e, ok := <-w.Updates():
-					if !ok {
-						break drain
-					}
-					applyEntry(rulesByKey, e, &initial)
-				default:
-					break drain
-				}
-			}
-			pass()
 		}
-	}
-}
-
-func applyEntry(m map[string][]byte, e jetstream.KeyValueEntry, initial *bool) {
-	if e == nil {
-		*initial = false
-		return
-	}
-	if e.Operation() == jetstream.KeyValuePut {
-		m[e.Key()] = e.Value()
-	} else {
-		delete(m, e.Key())
+		if _, err := rc.Reconcile(ctx, decodeAll(snap, rc.log)); err != nil && ctx.Err() == nil {
+			rc.log.Error("reconciling rule consumers failed; retrying", "error", err)
+			retry.Reset(2 * time.Second)
+		}
 	}
 }
 
 // decodeAll reads the stored rules; an unreadable one is logged and reported as nil so
 // its consumer is left alone rather than deleted.
-func decodeAll(m map[string][]byte, log *slog.Logger) map[string]*Rule {
+func decodeAll(m kvwatch.Snapshot, log *slog.Logger) map[string]*Rule {
 	out := make(map[string]*Rule, len(m))
 	for k, raw := range m {
 		r, err := Decode(raw)

@@ -2,10 +2,8 @@ package schemas
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/jsonx"
 )
 
 // Rule names of catalog problems. They are stable: scripts may switch on them.
@@ -221,18 +220,7 @@ func (c *Catalog) checkVersions() Problems {
 
 // decode parses a document as the generic JSON the checker and compiler read, numbers
 // kept exact.
-func decode(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("unexpected data after the JSON value")
-	}
-	return v, nil
-}
+func decode(raw []byte) (any, error) { return jsonx.Decode(raw) }
 
 // Equal reports whether two documents hold the same JSON, whatever their formatting.
 func Equal(a, b []byte) bool {

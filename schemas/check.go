@@ -21,10 +21,7 @@ func Check(c *Catalog, layout Problems) Report {
 	r := Report{Problems: append(Problems(nil), layout...)}
 	_, compileProblems := Compile(c)
 	r.Problems = append(r.Problems, compileProblems...)
-	broken := map[string]bool{}
-	for _, p := range compileProblems {
-		broken[p.File] = true
-	}
+	broken := files(compileProblems)
 	for _, t := range c.Types() {
 		versions := c.Versions(t)
 		for i := 1; i < len(versions); i++ {
@@ -79,6 +76,7 @@ func PlanPush(local, registry *Catalog, layout Problems) Plan {
 	}
 	all := NewCatalog(merged)
 	_, compileProblems := Compile(all)
+	broken := files(compileProblems)
 	for _, cp := range compileProblems {
 		for _, d := range p.Add {
 			if cp.File == d.Origin {
@@ -87,9 +85,18 @@ func PlanPush(local, registry *Catalog, layout Problems) Plan {
 		}
 	}
 	for _, d := range p.Add {
-		if prev, ok := all.Get(d.Type, d.Version-1); ok {
+		if prev, ok := all.Get(d.Type, d.Version-1); ok && !broken[prev.Origin] && !broken[d.Origin] {
 			p.Breaking = append(p.Breaking, CheckCompatible(prev, d, all)...)
 		}
 	}
 	return p
+}
+
+// files is the set of files that have a problem: their compatibility cannot be judged.
+func files(ps Problems) map[string]bool {
+	set := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		set[p.File] = true
+	}
+	return set
 }

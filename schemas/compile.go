@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/jsonx"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -248,6 +249,4 @@ func pointer(tokens []string) string {
 	return b.String()
 }
 
-func escapePointer(t string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1")
-}
+func escapePointer(t string) string { return jsonx.Escape(t) }

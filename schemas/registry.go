@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -107,11 +108,8 @@ func (r *Registry) Push(ctx context.Context, docs []Document) error {
 // Live is the registry as the ingress sees it: compiled once, recompiled whenever the
 // bucket changes. Validate is safe for concurrent use and never waits on a reload.
 type Live struct {
-	set  atomic.Pointer[Set]
-	log  *slog.Logger
-	docs map[string]Document
-	// OnReload, when set before Watch, is called after each compile with the new set and
-	// how long the compile took.
+	set      atomic.Pointer[Set]
+	log      *slog.Logger
 	onReload func(*Set, time.Duration)
 }
 
@@ -126,93 +124,44 @@ func OnReload(f func(s *Set, took time.Duration)) LiveOption {
 // Watch loads the registry and keeps following it until ctx ends. It returns once the
 // current contents are compiled, so the caller is never ready with an empty registry.
 func Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger, opts ...LiveOption) (*Live, error) {
-	kv, err := js.KeyValue(ctx, bus.SchemasBucket)
+	w, snap, err := kvwatch.Start(ctx, js, bus.SchemasBucket)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", bus.SchemasBucket, err)
+		return nil, err
 	}
-	l := &Live{log: log, docs: map[string]Document{}}
+	l := &Live{log: log}
 	for _, o := range opts {
 		o(l)
 	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("watching %s: %w", bus.SchemasBucket, err)
-	}
-	// Current values come first, then a nil entry: compile once for all of them.
-	for initial := true; initial; {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("watching %s: watcher closed", bus.SchemasBucket)
-			}
-			if e == nil {
-				initial = false
-				break
-			}
-			l.apply(e)
-		case <-ctx.Done():
-			_ = w.Stop()
-			return nil, ctx.Err()
-		}
-	}
-	l.compile()
+	l.compile(snap)
 	go l.follow(ctx, w)
 	return l, nil
 }
 
-// follow applies updates as they come, compiling once per burst.
-func (l *Live) follow(ctx context.Context, w jetstream.KeyWatcher) {
+// follow recompiles once per burst of changes.
+func (l *Live) follow(ctx context.Context, w *kvwatch.Watcher) {
 	defer w.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		snap, err := w.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Error("schema registry watch ended; validation keeps the last schemas", "error", err)
+			}
 			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				l.log.Error("schema registry watch ended; validation keeps the last schemas")
-				return
-			}
-			if e != nil {
-				l.apply(e)
-			}
-		drain:
-			for {
-				select {
-				case e, ok := <-w.Updates():
-					if !ok {
-						break drain
-					}
-					if e != nil {
-						l.apply(e)
-					}
-				default:
-					break drain
-				}
-			}
-			l.compile()
 		}
+		l.compile(snap)
 	}
 }
 
-func (l *Live) apply(e jetstream.KeyValueEntry) {
-	key := e.Key()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(l.docs, key)
-		return
-	}
-	eventType, version, err := ParseKey(key)
-	if err != nil {
-		l.log.Error("ignoring a schema registry key jetmesh did not write", "key", key, "error", err)
-		return
-	}
-	l.docs[key] = Document{Type: eventType, Version: version, Origin: origin(key), Raw: e.Value()}
-}
-
-func (l *Live) compile() {
+func (l *Live) compile(snap kvwatch.Snapshot) {
 	began := time.Now()
-	docs := make([]Document, 0, len(l.docs))
-	for _, d := range l.docs {
-		docs = append(docs, d)
+	docs := make([]Document, 0, len(snap))
+	for key, raw := range snap {
+		eventType, version, err := ParseKey(key)
+		if err != nil {
+			l.log.Error("ignoring a schema registry key jetmesh did not write", "key", key, "error", err)
+			continue
+		}
+		docs = append(docs, Document{Type: eventType, Version: version, Origin: origin(key), Raw: raw})
 	}
 	set, problems := Compile(NewCatalog(docs))
 	for _, p := range problems {
