@@ -78,12 +78,25 @@ type Reconciler struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	resync time.Duration
+	onPass func([]Action, error)
+}
+
+// ReconcilerOption tunes a Reconciler at construction.
+type ReconcilerOption func(*Reconciler)
+
+// OnPass registers a callback run after every pass Run makes, for metrics.
+func OnPass(f func(actions []Action, err error)) ReconcilerOption {
+	return func(rc *Reconciler) { rc.onPass = f }
 }
 
 // NewReconciler returns a reconciler that also re-checks every resync interval, repairing
 // consumers deleted or changed behind its back.
-func NewReconciler(js jetstream.JetStream, log *slog.Logger, resync time.Duration) *Reconciler {
-	return &Reconciler{js: js, log: log, resync: resync}
+func NewReconciler(js jetstream.JetStream, log *slog.Logger, resync time.Duration, opts ...ReconcilerOption) *Reconciler {
+	rc := &Reconciler{js: js, log: log, resync: resync}
+	for _, o := range opts {
+		o(rc)
+	}
+	return rc
 }
 
 // Run watches the rules bucket and reconciles after every burst of changes, and every
@@ -132,9 +145,16 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-retry.C:
 		}
-		if _, err := rc.Reconcile(ctx, decodeAll(snap, rc.log)); err != nil && ctx.Err() == nil {
+		actions, err := rc.Reconcile(ctx, decodeAll(snap, rc.log))
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
 			rc.log.Error("reconciling rule consumers failed; retrying", "error", err)
 			retry.Reset(2 * time.Second)
+		}
+		if rc.onPass != nil {
+			rc.onPass(actions, err)
 		}
 	}
 }

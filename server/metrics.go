@@ -5,17 +5,21 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// streamCollector reports the state of the EVENTS and DLQ streams at scrape time: two
-// stream-info calls per scrape, whatever the load.
+// streamCollector reports the state of the EVENTS and DLQ streams and of every rule's
+// consumer at scrape time: two stream-info calls and one consumer listing per scrape,
+// whatever the load and however many rules.
 type streamCollector struct {
 	js                        jetstream.JetStream
 	messages, bytes, consumer *prometheus.Desc
 	up                        *prometheus.Desc
+	rulePending, ruleAcks     *prometheus.Desc
+	ruleRedelivered           *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*streamCollector)(nil)
@@ -28,6 +32,12 @@ func newStreamCollector(js jetstream.JetStream) *streamCollector {
 		bytes:    prometheus.NewDesc("jetmesh_stream_bytes", "Bytes stored in the stream.", labels, nil),
 		consumer: prometheus.NewDesc("jetmesh_stream_consumers", "Consumers on the stream.", labels, nil),
 		up:       prometheus.NewDesc("jetmesh_stream_up", "1 when the stream answered the scrape, 0 otherwise.", labels, nil),
+		rulePending: prometheus.NewDesc("jetmesh_rule_pending",
+			"Events a rule's consumer has not delivered yet (its lag).", []string{"rule"}, nil),
+		ruleAcks: prometheus.NewDesc("jetmesh_rule_ack_pending",
+			"Events delivered to a rule's service and not yet acknowledged.", []string{"rule"}, nil),
+		ruleRedelivered: prometheus.NewDesc("jetmesh_rule_redelivered",
+			"Events of a rule being delivered again (retries in progress).", []string{"rule"}, nil),
 	}
 }
 
@@ -36,6 +46,9 @@ func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.bytes
 	ch <- c.consumer
 	ch <- c.up
+	ch <- c.rulePending
+	ch <- c.ruleAcks
+	ch <- c.ruleRedelivered
 }
 
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
@@ -52,6 +65,50 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(s.Msgs), name)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes), name)
 		ch <- prometheus.MustNewConstMetric(c.consumer, prometheus.GaugeValue, float64(s.Consumers), name)
+		if name == bus.EventsStream && s.Consumers > 0 {
+			c.collectRules(ctx, st, ch)
+		}
+	}
+}
+
+func (c *streamCollector) collectRules(ctx context.Context, st jetstream.Stream, ch chan<- prometheus.Metric) {
+	lister := st.ListConsumers(ctx)
+	for info := range lister.Info() {
+		rule, ok := info.Config.Metadata[rules.MetaRule]
+		if !ok {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.rulePending, prometheus.GaugeValue, float64(info.NumPending), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleAcks, prometheus.GaugeValue, float64(info.NumAckPending), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleRedelivered, prometheus.GaugeValue, float64(info.NumRedelivered), rule)
+	}
+}
+
+// ruleMetrics follows the reconciler.
+type ruleMetrics struct {
+	passes  *prometheus.CounterVec
+	changes *prometheus.CounterVec
+}
+
+func newRuleMetrics(reg prometheus.Registerer) *ruleMetrics {
+	m := &ruleMetrics{
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetmesh_rules_reconcile_total",
+			Help: "Reconcile passes over the rule consumers, by result (ok, error)."}, []string{"result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetmesh_rules_consumer_changes_total",
+			Help: "Rule consumers created, updated, recreated, restarted or deleted."}, []string{"op"}),
+	}
+	reg.MustRegister(m.passes, m.changes)
+	return m
+}
+
+func (m *ruleMetrics) observe(actions []rules.Action, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.passes.WithLabelValues(result).Inc()
+	for _, a := range actions {
+		m.changes.WithLabelValues(a.Op).Inc()
 	}
 }
 

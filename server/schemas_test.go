@@ -13,6 +13,7 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/nats-io/nats.go"
@@ -101,6 +102,40 @@ func TestSchemasValidateLive(t *testing.T) {
 		}
 		if rec.Reason != reason || !strings.Contains(string(rec.Body), id) || rec.Error == "" {
 			t.Errorf("DLQ record for %s: %+v", reason, rec)
+		}
+	}
+}
+
+// applyRule stores rules through the server's NATS and waits until the server has made
+// every rule's consumer.
+func applyRule(t *testing.T, srv *server.Server, yaml string) {
+	t.Helper()
+	nc, err := nats.Connect(srv.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	store, err := rules.OpenStore(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.ParseFile("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Apply(ctx, rs, false, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := js.Consumer(ctx, bus.EventsStream, r.ConsumerName()); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no consumer for rule %s after 10s", r.Name)
+			}
 		}
 	}
 }

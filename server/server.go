@@ -128,7 +128,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	ing.Store(in)
-	reconciler := rules.NewReconciler(js, s.log.With("component", "rules"), 30*time.Second)
+	reconciler := rules.NewReconciler(js, s.log.With("component", "rules"), 30*time.Second, rules.OnPass(newRuleMetrics(reg).observe))
 	wg.Go(func() {
 		if err := reconciler.Run(ingressCtx); err != nil {
 			errc <- fmt.Errorf("rules reconciler: %w", err)

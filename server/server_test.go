@@ -250,12 +250,20 @@ func TestMetricsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	res, err = http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	applyRule(t, srv, "name: metered\npattern: {type: [a]}\ntarget: {service: s}\n")
+	// The reconciler counts its pass just after making the consumer: scrape until it has.
+	var raw []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		res, err = http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 1`) || time.Now().After(deadline) {
+			break
+		}
 	}
-	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
 	exported := map[string]bool{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		if name, ok := strings.CutPrefix(line, "# HELP jetmesh_"); ok {
@@ -267,6 +275,9 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `jetmesh_stream_messages{stream="EVENTS"} 1`) {
 		t.Errorf("stream state missing")
+	}
+	if !strings.Contains(string(raw), `jetmesh_rule_pending{rule="metered"} 0`) || !strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 1`) {
+		t.Errorf("rule metrics missing:\n%s", raw)
 	}
 	doc, err := os.ReadFile("../docs/metrics.md")
 	if err != nil {
