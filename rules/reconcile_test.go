@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"testing"
@@ -47,6 +48,9 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, name string) *jetstream.
 		return nil
 	}
 	info, err := c.Info(context.Background())
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // deleted between the two calls
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
