@@ -27,12 +27,12 @@ export JETMESH_SERVER="nats://$nats_addr"
 step "jetmesh server --data $work/data --nats $nats_addr --http $http_addr &"
 "$jm" server --data "$work/data" --nats "$nats_addr" --http "$http_addr" 2> "$work/server.log" &
 server_pid=$!
-for _ in $(seq 100); do
-  "$jm" streams ls > /dev/null 2>&1 && break
+for _ in $(seq 300); do
+  grep -q 'jetmesh server ready' "$work/server.log" && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
   sleep 0.1
 done
-grep 'jetmesh server ready' "$work/server.log"
+grep 'jetmesh server ready' "$work/server.log" || { echo "server not ready after 30s"; cat "$work/server.log"; exit 1; }
 
 step "jetmesh schemas check examples/catalog   # what CI runs on every pull request"
 "$jm" schemas check examples/catalog
