@@ -185,7 +185,8 @@ func TestCLI(t *testing.T) {
 // TestHelpTeaches checks every command has a description and an example.
 func TestHelpTeaches(t *testing.T) {
 	srv := &serverProc{natsAddr: "127.0.0.1:1"}
-	for _, path := range [][]string{{}, {"server"}, {"publish"}, {"streams"}, {"streams", "ls"}, {"streams", "info"}, {"tail"}, {"dlq"}, {"dlq", "ls"}, {"dlq", "show"}} {
+	for _, path := range [][]string{{}, {"server"}, {"publish"}, {"streams"}, {"streams", "ls"}, {"streams", "info"}, {"tail"}, {"dlq"}, {"dlq", "ls"}, {"dlq", "show"},
+		{"schemas"}, {"schemas", "check"}, {"schemas", "push"}, {"rules"}, {"rules", "test-pattern"}, {"rules", "apply"}} {
 		out, _, code := srv.cli(t, "", append(path, "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "jetmesh") {
 			t.Errorf("jetmesh %v --help: exit %d", path, code)
