@@ -138,6 +138,8 @@ func TestValidate(t *testing.T) {
 		{name: "dataschema v2 accepts it", ev: withSchema(ev("orders.created", withCoupon), "v2")},
 		{name: "dataschema names a missing version", ev: withSchema(ev("orders.created", valid), "orders.created/v9"), wantErr: schemas.ErrSchemaInvalid, wantField: "dataschema", wantInMsg: "v1 to v2"},
 		{name: "dataschema names another type", ev: withSchema(ev("orders.created", valid), "https://x/money/v1.json"), wantErr: schemas.ErrSchemaInvalid, wantField: "dataschema", wantInMsg: `"money"`},
+		{name: "dataschema names another type, relative", ev: withSchema(ev("orders.created", valid), "money/v1"), wantErr: schemas.ErrSchemaInvalid, wantField: "dataschema", wantInMsg: `"money"`},
+		{name: "dataschema type/version", ev: withSchema(ev("orders.created", withCoupon), "orders.created/v2")},
 		{name: "dataschema without a version", ev: withSchema(ev("orders.created", valid), "https://x/orders.json"), wantErr: schemas.ErrSchemaInvalid, wantField: "dataschema"},
 		{name: "binary data for a JSON schema", ev: func() *event.Event {
 			e := ev("orders.created", "\x00\x01")

@@ -197,9 +197,8 @@ func DataSchemaVersion(eventType, dataschema string) (int, error) {
 		return 0, fmt.Errorf("%q does not name a schema version: use .../%s/v<N>.json or v<N>", dataschema, eventType)
 	}
 	if rest != "" {
-		named := rest[strings.LastIndexByte(rest, '/')+1:]
-		if named != eventType && strings.Contains(rest, "/") {
-			return 0, fmt.Errorf("%q names type %q, but the event's type is %q", dataschema, named, eventType)
+		if named := rest[strings.LastIndexByte(rest, '/')+1:]; named != eventType {
+			return 0, fmt.Errorf("%q names type %q, but the event's type is %q (use .../%s/v<N>.json or v<N>)", dataschema, named, eventType, eventType)
 		}
 	}
 	return n, nil
