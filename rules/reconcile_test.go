@@ -283,3 +283,25 @@ func TestReconcilerFollowsBucket(t *testing.T) {
 	}
 	waitFor("the consumer to go", func() bool { return consumerInfo(t, js, "rule-live") == nil })
 }
+
+// TestStoreReapplyAfterDelete: a rule removed and applied again is created anew.
+func TestStoreReapplyAfterDelete(t *testing.T) {
+	_, store := setupBus(t)
+	ctx := context.Background()
+	rs := mustRules(t, "name: again\npattern: {type: [a.b]}\ntarget: {service: s}\n")
+	for i := range 2 {
+		changes, err := store.Apply(ctx, rs, false, false)
+		if err != nil || len(changes) != 1 || changes[0].Op != "create" {
+			t.Fatalf("apply %d: %v %v", i, changes, err)
+		}
+		if err := store.Delete(ctx, "again"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Get(ctx, "again"); !errors.Is(err, rules.ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := store.Delete(ctx, "again"); !errors.Is(err, rules.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}
