@@ -343,6 +343,12 @@ func (c *compat) fitsOne(o node, branches []any, base string) bool {
 		if len(sub.problems) == 0 {
 			return true
 		}
+		// A $ref that does not resolve makes the branch unjudgeable, not narrower:
+		// report the ref itself.
+		if onlyRefProblems(sub.problems) {
+			c.problems = append(c.problems, sub.problems...)
+			return true
+		}
 	}
 	return false
 }
@@ -366,6 +372,15 @@ func jsonType(v any) string {
 		return "number"
 	}
 	return "unknown"
+}
+
+func onlyRefProblems(ps Problems) bool {
+	for _, p := range ps {
+		if p.Rule != RuleRef {
+			return false
+		}
+	}
+	return true
 }
 
 var allTypes = []string{"array", "boolean", "integer", "null", "number", "object", "string"}
