@@ -116,8 +116,8 @@ func (c *compat) compare(o, n node, ptr string) {
 	c.depth++
 	defer func() { c.depth-- }()
 
-	if jsonEqual(o.v, n.v) && (o.base == n.base || !hasRef(n.v)) {
-		return // same schema, and no $ref that could point elsewhere from the other file
+	if jsonEqual(o.v, n.v) && c.sameTargets(o, n, map[string]bool{}) {
+		return // the same schema, whose $refs reach the same schemas from either file
 	}
 	o = c.flatten(o, ptr)
 	if nb, ok := n.v.(bool); ok {
@@ -740,6 +740,50 @@ func (c *compat) items(o, n node, om, nm map[string]any, ptr string) {
 	if _, ok := nm["items"]; ok {
 		c.compare(node{sub(om, "items"), o.base}, node{nm["items"], n.base}, ptr+"/items")
 	}
+}
+
+// sameTargets reports whether every $ref inside two equal schemas resolves, from each
+// one's document, to equal schemas (recursively; a ref already being checked counts as
+// the same). Refs that resolve on neither side are the same too: Compile reports them.
+func (c *compat) sameTargets(o, n node, seen map[string]bool) bool {
+	if o.base == n.base || !hasRef(n.v) {
+		return true
+	}
+	for _, ref := range refs(n.v, nil) {
+		ot, okey, oerr := c.resolve(o.base, ref)
+		nt, nkey, nerr := c.resolve(n.base, ref)
+		if oerr != nil || nerr != nil {
+			if (oerr == nil) != (nerr == nil) {
+				return false
+			}
+			continue
+		}
+		if pair := okey + "|" + nkey; !seen[pair] {
+			seen[pair] = true
+			if !jsonEqual(ot.v, nt.v) || !c.sameTargets(ot, nt, seen) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// refs lists the $ref values inside a schema.
+func refs(v any, out []string) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		if r, ok := x["$ref"].(string); ok {
+			out = append(out, r)
+		}
+		for _, e := range x {
+			out = refs(e, out)
+		}
+	case []any:
+		for _, e := range x {
+			out = refs(e, out)
+		}
+	}
+	return out
 }
 
 func hasRef(v any) bool {
