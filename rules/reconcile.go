@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
@@ -100,35 +99,16 @@ func NewReconciler(js jetstream.JetStream, log *slog.Logger, resync time.Duratio
 }
 
 // Run watches the rules bucket and reconciles after every burst of changes, and every
-// resync interval, until ctx ends. A failed pass is retried.
+// resync interval with the bucket read afresh, until ctx ends. A failed pass is retried.
 func (rc *Reconciler) Run(ctx context.Context) error {
 	w, snap, err := kvwatch.Start(ctx, rc.js, bus.RulesBucket)
 	if err != nil {
 		return err
 	}
-	// Stop the watch, then cancel, then wait for the follower goroutine.
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer w.Stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer w.Stop()
-	latest := make(chan kvwatch.Snapshot, 1)
-	watchErr := make(chan error, 1)
-	wg.Go(func() {
-		for {
-			next, err := w.Next(ctx)
-			if err != nil {
-				watchErr <- err
-				return
-			}
-			select { // only the newest contents matter
-			case <-latest:
-			default:
-			}
-			latest <- next
-		}
-	})
-
+	changes := w.Changes(ctx)
 	tick := time.NewTicker(rc.resync)
 	defer tick.Stop()
 	retry := time.NewTimer(0)
@@ -136,13 +116,20 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-watchErr:
-			if ctx.Err() != nil {
-				return nil
+		case next, ok := <-changes:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("rules watch ended: %w", w.Err())
 			}
-			return fmt.Errorf("rules watch ended: %w", err)
-		case snap = <-latest:
+			snap = next
 		case <-tick.C:
+			if fresh, err := kvwatch.Read(ctx, rc.js, bus.RulesBucket); err == nil {
+				snap = fresh
+			} else if ctx.Err() == nil {
+				rc.log.Warn("re-reading the rules bucket failed; reconciling with the last contents seen", "error", err)
+			}
 		case <-retry.C:
 		}
 		actions, err := rc.Reconcile(ctx, decodeAll(snap, rc.log))

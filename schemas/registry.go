@@ -121,9 +121,10 @@ func OnReload(f func(s *Set, took time.Duration)) LiveOption {
 	return func(l *Live) { l.onReload = f }
 }
 
-// Watch loads the registry and keeps following it until ctx ends. It returns once the
-// current contents are compiled, so the caller is never ready with an empty registry.
-func Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger, opts ...LiveOption) (*Live, error) {
+// Watch loads the registry and keeps following it until ctx ends, re-reading it every
+// resync interval as well (see kvwatch). It returns once the current contents are
+// compiled, so the caller is never ready with an empty registry.
+func Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger, resync time.Duration, opts ...LiveOption) (*Live, error) {
 	w, snap, err := kvwatch.Start(ctx, js, bus.SchemasBucket)
 	if err != nil {
 		return nil, err
@@ -133,22 +134,46 @@ func Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger, opts .
 		o(l)
 	}
 	l.compile(snap)
-	go l.follow(ctx, w)
+	go l.follow(ctx, js, w, snap, resync)
 	return l, nil
 }
 
-// follow recompiles once per burst of changes.
-func (l *Live) follow(ctx context.Context, w *kvwatch.Watcher) {
+// follow recompiles once per burst of changes, and when a periodic re-read finds contents
+// the watch did not deliver.
+func (l *Live) follow(ctx context.Context, js jetstream.JetStream, w *kvwatch.Watcher, last kvwatch.Snapshot, resync time.Duration) {
 	defer w.Stop()
+	changes := w.Changes(ctx)
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
 	for {
-		snap, err := w.Next(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				l.log.Error("schema registry watch ended; validation keeps the last schemas", "error", err)
-			}
+		select {
+		case <-ctx.Done():
 			return
+		case snap, ok := <-changes:
+			if !ok {
+				if ctx.Err() == nil {
+					l.log.Error("schema registry watch ended; following it by periodic reads", "error", w.Err())
+					changes = nil
+					continue
+				}
+				return
+			}
+			last = snap
+			l.compile(snap)
+		case <-tick.C:
+			fresh, err := kvwatch.Read(ctx, js, bus.SchemasBucket)
+			if err != nil {
+				if ctx.Err() == nil {
+					l.log.Warn("re-reading the schema registry failed", "error", err)
+				}
+				continue
+			}
+			if !kvwatch.Equal(fresh, last) {
+				l.log.Warn("the schema registry changed without the watch saying so; recompiling")
+				last = fresh
+				l.compile(fresh)
+			}
 		}
-		l.compile(snap)
 	}
 }
 

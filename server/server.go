@@ -118,7 +118,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.ensureStreams(ctx, js); err != nil {
 		return err
 	}
-	live, err := schemas.Watch(ctx, js, s.log.With("component", "schemas"), schemas.OnReload(newSchemaMetrics(reg).observe))
+	live, err := schemas.Watch(ctx, js, s.log.With("component", "schemas"), 30*time.Second, schemas.OnReload(newSchemaMetrics(reg).observe))
 	if err != nil {
 		return fmt.Errorf("schema registry: %w", err)
 	}

@@ -1,6 +1,9 @@
 // Package kvwatch follows a JetStream KV bucket as a whole: its current contents once, then
 // its contents again after every burst of changes, so a follower rebuilds its state once
-// per burst instead of once per key.
+// per burst instead of once per key. Read gets the contents afresh, for followers that
+// re-check periodically: a watch is an ordered consumer, which after a cluster node loss
+// can keep retrying a placement on the dead node, and a periodic read bounds how long that
+// can hide a change.
 package kvwatch
 
 import (
@@ -19,6 +22,7 @@ type Snapshot map[string][]byte
 type Watcher struct {
 	w   jetstream.KeyWatcher
 	cur Snapshot
+	err error
 }
 
 // ErrClosed: the watch ended (the connection closed for good).
@@ -76,6 +80,62 @@ func (x *Watcher) Next(ctx context.Context) (Snapshot, error) {
 			return maps.Clone(x.cur), nil
 		}
 	}
+}
+
+// Changes runs Next in a goroutine until ctx ends or the watch closes, and delivers only
+// the newest contents: a slow reader skips intermediate states. The channel is closed when
+// the goroutine ends; Err then says why.
+func (x *Watcher) Changes(ctx context.Context) <-chan Snapshot {
+	out := make(chan Snapshot, 1)
+	go func() {
+		defer close(out)
+		for {
+			snap, err := x.Next(ctx)
+			if err != nil {
+				x.err = err
+				return
+			}
+			select {
+			case <-out:
+			default:
+			}
+			out <- snap
+		}
+	}()
+	return out
+}
+
+// Err is why the channel from Changes closed.
+func (x *Watcher) Err() error { return x.err }
+
+// Read returns a bucket's current contents without watching: one listing and one read per
+// key.
+func Read(ctx context.Context, js jetstream.JetStream, bucket string) (Snapshot, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", bucket, err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, fmt.Errorf("listing %s: %w", bucket, err)
+	}
+	snap := make(Snapshot, len(keys))
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s %s: %w", bucket, k, err)
+		}
+		snap[k] = e.Value()
+	}
+	return snap, nil
+}
+
+// Equal reports whether two snapshots hold the same keys and values.
+func Equal(a, b Snapshot) bool {
+	return maps.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
 }
 
 // Stop ends the watch.

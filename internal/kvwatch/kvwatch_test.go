@@ -1,0 +1,55 @@
+package kvwatch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jetmesh/jetmesh/internal/kvwatch"
+	"github.com/jetmesh/jetmesh/internal/natstest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestFollowAndRead(t *testing.T) {
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	w, snap, err := kvwatch.Start(ctx, js, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if !kvwatch.Equal(snap, kvwatch.Snapshot{"a": []byte("1")}) {
+		t.Fatalf("initial %v", snap)
+	}
+	changes := w.Changes(ctx)
+	if _, err := kv.Put(ctx, "b", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	want := kvwatch.Snapshot{"b": []byte("2")}
+	for got := range changes {
+		if kvwatch.Equal(got, want) {
+			break
+		}
+	}
+	read, err := kvwatch.Read(ctx, js, "b")
+	if err != nil || !kvwatch.Equal(read, want) {
+		t.Fatalf("read %v %v", read, err)
+	}
+	cancel()
+	for range changes {
+	}
+	if w.Err() == nil {
+		t.Error("the closed channel should come with a reason")
+	}
+}
