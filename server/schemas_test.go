@@ -52,12 +52,7 @@ func TestSchemasValidateLive(t *testing.T) {
 		t.Fatalf("unknown type: %d %+v", code, resp)
 	}
 
-	nc, err := nats.Connect(srv.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := clientJS(t, srv)
 	ctx := context.Background()
 	reg, err := schemas.OpenRegistry(ctx, js)
 	if err != nil {
@@ -106,16 +101,27 @@ func TestSchemasValidateLive(t *testing.T) {
 	}
 }
 
-// applyRule stores rules through the server's NATS and waits until the server has made
-// every rule's consumer.
-func applyRule(t *testing.T, srv *server.Server, yaml string) {
+// clientJS is a JetStream client on a TCP connection to the server, as the CLI has;
+// closed when the test ends.
+func clientJS(t *testing.T, srv *server.Server) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(srv.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// applyRule stores rules through the server's NATS and waits until the server has made
+// every rule's consumer.
+func applyRule(t *testing.T, srv *server.Server, yaml string) {
+	t.Helper()
+	js := clientJS(t, srv)
 	ctx := context.Background()
 	store, err := rules.OpenStore(ctx, js)
 	if err != nil {
