@@ -207,7 +207,8 @@ func TestQuickStart(t *testing.T) {
 	}
 	for _, want := range []string{"jetmesh server ready", "ok: 4 types, 5 versions", "pushed 5 versions",
 		"orders.created id=", "payments.captured id=pay-1", "rejected (schema_invalid): data: does not match orders.created v2",
-		"rejected (unknown_type)", "rejected (invalid_event)", "(exit code 2)", "KV_mesh-schemas", "schema_invalid  nats"} {
+		"rejected (unknown_type)", "rejected (invalid_event)", "(exit code 2)", "KV_mesh-schemas", "schema_invalid  nats",
+		"created   billing-big-orders", "billing-big-orders  billing  /orders    evt.orders.created     ready     1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quick start output lacks %q:\n%s", want, out)
 		}

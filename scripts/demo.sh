@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README quick start in one command: build jetmesh, start a server on a throwaway data
-# directory, push the example schema catalog, watch events with `jetmesh tail`, publish over
-# the CLI and over HTTP, show rejected events with their reasons, list the streams, and stop
-# the server.
+# directory, push the example schema catalog, apply the example rules, watch events with
+# `jetmesh tail`, publish over the CLI and over HTTP, show rejected events with their
+# reasons, the rules' backlog and the streams, and stop the server.
 # Ports: JETMESH_DEMO_NATS (default 127.0.0.1:4222), JETMESH_DEMO_HTTP (default 127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,13 @@ step "jetmesh schemas check examples/catalog   # what CI runs on every pull requ
 step "jetmesh schemas push examples/catalog"
 "$jm" schemas push examples/catalog
 
+step "jetmesh rules apply -f examples/rules   # route events to services: one durable consumer per rule"
+"$jm" rules apply -f examples/rules
+for _ in $(seq 100); do
+  [ "$("$jm" rules ls -o json | grep -c '"consumerReady": true')" = 2 ] && break
+  sleep 0.1
+done
+
 "$jm" tail --all -n 2 > "$work/tail.out" &
 tail_pid=$!
 
@@ -67,6 +74,9 @@ step "jetmesh publish --type Orders.Created ...   # rejected: bad type token"
 step "jetmesh tail --all -n 2"
 wait "$tail_pid"
 cat "$work/tail.out"
+
+step "jetmesh rules ls   # PENDING: events waiting for each rule's service (the sidecar delivers them)"
+"$jm" rules ls
 
 step "jetmesh streams ls"
 "$jm" streams ls
