@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -227,9 +228,7 @@ func (c *compat) flatten(o node, ptr string) node {
 			if err != nil {
 				c.problems = append(c.problems, Problem{File: c.file, Pointer: ptr, Rule: RuleRef, Message: "in the previous version: " + err.Error()})
 			} else if tm, ok := target.v.(map[string]any); ok {
-				for k, v := range tm {
-					merged[k] = v
-				}
+				mergeInto(merged, tm)
 				if len(m) == 1 {
 					base = target.base
 				}
@@ -240,20 +239,57 @@ func (c *compat) flatten(o node, ptr string) node {
 		if hasAll {
 			for _, b := range all {
 				if bm, ok := b.(map[string]any); ok {
-					for k, v := range bm {
-						merged[k] = v
-					}
+					mergeInto(merged, bm)
 				}
 			}
 		}
+		rest := make(map[string]any, len(m))
 		for k, v := range m {
 			if k != "$ref" && k != "allOf" {
-				merged[k] = v
+				rest[k] = v
 			}
 		}
+		mergeInto(merged, rest)
 		o = node{merged, base}
 	}
 	return o
+}
+
+// mergeInto adds src's keywords to dst as a conjunction would: property maps are united
+// and required lists joined; any other clash keeps src's value.
+func mergeInto(dst, src map[string]any) {
+	for k, v := range src {
+		switch k {
+		case "properties", "patternProperties", "$defs":
+			dm, dok := dst[k].(map[string]any)
+			sm, sok := v.(map[string]any)
+			if dok && sok {
+				united := make(map[string]any, len(dm)+len(sm))
+				for name, sub := range dm {
+					united[name] = sub
+				}
+				for name, sub := range sm {
+					united[name] = sub
+				}
+				dst[k] = united
+				continue
+			}
+		case "required":
+			da, dok := dst[k].([]any)
+			sa, sok := v.([]any)
+			if dok && sok {
+				joined := append([]any(nil), da...)
+				for _, x := range sa {
+					if !slices.ContainsFunc(joined, func(y any) bool { return jsonEqual(x, y) }) {
+						joined = append(joined, x)
+					}
+				}
+				dst[k] = joined
+				continue
+			}
+		}
+		dst[k] = v
+	}
 }
 
 // resolve finds a $ref's target among the catalog documents.
@@ -317,9 +353,7 @@ func (c *compat) anyOf(o, n node, om, nm map[string]any, ptr string) {
 					}
 				}
 				if bm, ok := b.(map[string]any); ok {
-					for k, v := range bm {
-						merged[k] = v
-					}
+					mergeInto(merged, bm)
 				}
 				olds = append(olds, node{merged, o.base})
 			}

@@ -143,3 +143,14 @@ func TestCheckCompatibleFollowsRefs(t *testing.T) {
 		t.Fatalf("unresolvable ref: %v", problems)
 	}
 }
+
+// TestOldAllOfIsUnited: properties spread over an old allOf are all compared, so a
+// property narrowed in the new version is caught whichever branch declared it.
+func TestOldAllOfIsUnited(t *testing.T) {
+	v1 := doc("t", 1, `{"allOf":[{"properties":{"a":{"type":["string","null"]}},"required":["a"]},{"properties":{"b":{}},"required":["b"]}]}`)
+	v2 := doc("t", 2, `{"properties":{"a":{"type":"string"},"b":{}},"required":["a","b"]}`)
+	problems := schemas.CheckCompatible(v1, v2, nil)
+	if len(problems) != 1 || problems[0].Rule != schemas.RuleTypeNarrowed || problems[0].Pointer != "/properties/a/type" {
+		t.Fatalf("problems = %v", problems)
+	}
+}
