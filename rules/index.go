@@ -67,9 +67,6 @@ func (x *Index) Add(id string, p *Pattern) {
 	}
 }
 
-// Len is the number of patterns in the index.
-func (x *Index) Len() int { return len(x.patterns) }
-
 // Match returns the ids of every pattern the event matches, in the order they were added.
 func (x *Index) Match(ev map[string]any) []string {
 	var candidates []int

@@ -17,7 +17,6 @@ import (
 // number of goroutines may Match with it at once.
 type Pattern struct {
 	root *objPattern
-	src  []byte
 }
 
 // objPattern is a pattern object: every field must match (AND), and each $or group must
@@ -59,7 +58,7 @@ func Compile(pattern []byte) (*Pattern, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pattern{root: root, src: append([]byte(nil), pattern...)}, nil
+	return &Pattern{root: root}, nil
 }
 
 // MustCompile is Compile for patterns known to be valid; it panics otherwise.
@@ -70,9 +69,6 @@ func MustCompile(pattern string) *Pattern {
 	}
 	return p
 }
-
-// String returns the pattern as given.
-func (p *Pattern) String() string { return string(p.src) }
 
 func ptrJoin(ptr, key string) string { return ptr + "/" + jsonx.Escape(key) }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -97,16 +96,6 @@ func compileMessage(err error) string {
 	return strings.ReplaceAll(msg, baseURL, "")
 }
 
-// Types lists the set's event types in order.
-func (s *Set) Types() []string {
-	types := make([]string, 0, len(s.types))
-	for t := range s.types {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	return types
-}
-
 // Versions counts the versions of all types.
 func (s *Set) Versions() int {
 	n := 0
@@ -128,9 +117,6 @@ func (s *Set) Broken() int {
 	}
 	return n
 }
-
-// Latest returns the newest version number of a type, 0 when it has none.
-func (s *Set) Latest(eventType string) int { return len(s.types[eventType]) }
 
 // Validate checks one event's data against its type's schema: the version its dataschema
 // names, else the latest. It returns nil or a *ValidationError wrapping ErrUnknownType or

@@ -200,8 +200,5 @@ func (l *Live) compile(snap kvwatch.Snapshot) {
 	}
 }
 
-// Set returns the schemas in force now.
-func (l *Live) Set() *Set { return l.set.Load() }
-
 // Validate checks an event against the schemas in force now (see Set.Validate).
 func (l *Live) Validate(ev *event.Event) error { return l.set.Load().Validate(ev) }
