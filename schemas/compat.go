@@ -339,7 +339,7 @@ func (c *compat) resolve(base, ref string) (node, string, error) {
 func (c *compat) anyOf(o, n node, om, nm map[string]any, ptr string) {
 	for _, kw := range []string{"anyOf", "oneOf"} {
 		branches, ok := nm[kw].([]any)
-		if !ok || len(branches) == 0 || jsonEqual(om[kw], nm[kw]) && !hasRef(branches) {
+		if !ok || len(branches) == 0 || jsonEqual(om[kw], nm[kw]) && c.sameTargets(node{om[kw], o.base}, node{nm[kw], n.base}, map[string]bool{}) {
 			continue // absent, invalid (Compile reports it), or unchanged
 		}
 		olds := []node{o}
