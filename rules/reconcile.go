@@ -118,10 +118,10 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 			return nil
 		case next, ok := <-changes:
 			if !ok {
-				if ctx.Err() != nil {
-					return nil
+				if err := w.Err(); err != nil {
+					return fmt.Errorf("rules watch ended: %w", err)
 				}
-				return fmt.Errorf("rules watch ended: %w", w.Err())
+				return nil
 			}
 			snap = next
 		case <-tick.C:

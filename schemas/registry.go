@@ -151,8 +151,8 @@ func (l *Live) follow(ctx context.Context, js jetstream.JetStream, w *kvwatch.Wa
 			return
 		case snap, ok := <-changes:
 			if !ok {
-				if ctx.Err() == nil {
-					l.log.Error("schema registry watch ended; following it by periodic reads", "error", w.Err())
+				if err := w.Err(); err != nil {
+					l.log.Error("schema registry watch ended; following it by periodic reads", "error", err)
 					changes = nil
 					continue
 				}

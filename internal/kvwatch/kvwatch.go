@@ -20,9 +20,12 @@ type Snapshot map[string][]byte
 
 // Watcher follows one bucket. It is owned by one goroutine.
 type Watcher struct {
-	w   jetstream.KeyWatcher
-	cur Snapshot
-	err error
+	w jetstream.KeyWatcher
+	// life is the context given to Start: the client library ends the watch when it ends,
+	// which can close the updates before a context derived from it reports done.
+	life context.Context
+	cur  Snapshot
+	err  error
 }
 
 // ErrClosed: the watch ended (the connection closed for good).
@@ -38,7 +41,7 @@ func Start(ctx context.Context, js jetstream.JetStream, bucket string) (*Watcher
 	if err != nil {
 		return nil, nil, fmt.Errorf("watching %s: %w", bucket, err)
 	}
-	x := &Watcher{w: w, cur: Snapshot{}}
+	x := &Watcher{w: w, life: ctx, cur: Snapshot{}}
 	// Current values come first, then a nil entry.
 	for {
 		select {
@@ -65,6 +68,9 @@ func (x *Watcher) Next(ctx context.Context) (Snapshot, error) {
 		return nil, ctx.Err()
 	case e, ok := <-x.w.Updates():
 		if !ok {
+			if err := x.life.Err(); err != nil {
+				return nil, err
+			}
 			return nil, ErrClosed
 		}
 		x.apply(e)
@@ -92,7 +98,9 @@ func (x *Watcher) Changes(ctx context.Context) <-chan Snapshot {
 		for {
 			snap, err := x.Next(ctx)
 			if err != nil {
-				x.err = err
+				if ctx.Err() == nil && x.life.Err() == nil {
+					x.err = err
+				}
 				return
 			}
 			select {
@@ -105,7 +113,8 @@ func (x *Watcher) Changes(ctx context.Context) <-chan Snapshot {
 	return out
 }
 
-// Err is why the channel from Changes closed.
+// Err is why the channel from Changes closed: nil when it closed because a context given
+// to Start or Changes ended, ErrClosed when the watch ended on its own.
 func (x *Watcher) Err() error { return x.err }
 
 // Read returns a bucket's current contents without watching: one listing and one read per

@@ -2,6 +2,7 @@ package kvwatch_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -49,7 +50,27 @@ func TestFollowAndRead(t *testing.T) {
 	cancel()
 	for range changes {
 	}
-	if w.Err() == nil {
-		t.Error("the closed channel should come with a reason")
+	if err := w.Err(); err != nil {
+		t.Errorf("closed because the context ended, yet Err is %v", err)
+	}
+}
+
+// TestClosedOnItsOwn: a watch ended by the connection closing reports ErrClosed.
+func TestClosedOnItsOwn(t *testing.T) {
+	nc, js := natstest.JetStream(t, natstest.RunServer(t))
+	ctx := context.Background()
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	w, _, err := kvwatch.Start(ctx, js, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := w.Changes(ctx)
+	nc.Close()
+	for range changes {
+	}
+	if !errors.Is(w.Err(), kvwatch.ErrClosed) {
+		t.Errorf("Err = %v, want ErrClosed", w.Err())
 	}
 }
