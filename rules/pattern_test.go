@@ -239,3 +239,29 @@ func TestFilterSubjects(t *testing.T) {
 		}
 	}
 }
+
+func TestSubjectsSufficeAndUsesKey(t *testing.T) {
+	tests := []struct {
+		pattern  string
+		suffice  bool
+		usesData bool
+	}{
+		{`{"type":["orders.created"]}`, true, false},
+		{`{"type":["orders.created","orders.updated"]}`, true, false},
+		{`{"type":["Orders.Created"]}`, false, false},
+		{`{"type":[{"prefix":"orders."}]}`, false, false},
+		{`{"type":["orders.created"],"source":["/shop"]}`, false, false},
+		{`{"type":["orders.created"],"data":{"total":[{"numeric":[">",100]}]}}`, false, true},
+		{`{"$or":[{"type":["a.b"]},{"data":{"x":[1]}}]}`, false, true},
+		{`{"data":{"x":[{"exists":false}]}}`, false, true},
+	}
+	for _, tt := range tests {
+		p := rules.MustCompile(tt.pattern)
+		if p.SubjectsSuffice() != tt.suffice {
+			t.Errorf("%s: SubjectsSuffice = %v", tt.pattern, !tt.suffice)
+		}
+		if p.UsesKey("data") != tt.usesData {
+			t.Errorf("%s: UsesKey(data) = %v", tt.pattern, !tt.usesData)
+		}
+	}
+}

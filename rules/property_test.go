@@ -107,6 +107,9 @@ func TestFilterSubjectsNeverExcludeAMatch(t *testing.T) {
 			typ := randType(r)
 			ev := map[string]any{"type": typ, "source": "/s", "data": map[string]any{"n": json.Number(fmt.Sprint(r.IntN(6)))}}
 			checked++
+			if p.SubjectsSuffice() && admitted(filters, typ) && !p.Match(ev) {
+				t.Fatalf("pattern %s claims its filters %v suffice, yet type %q is admitted and does not match", raw, filters, typ)
+			}
 			if !p.Match(ev) {
 				continue
 			}

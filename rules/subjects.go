@@ -157,3 +157,43 @@ func normalizeSubjects(subjects []string) []string {
 	}
 	return out
 }
+
+// SubjectsSuffice reports whether the filter subjects alone decide the pattern: it only
+// lists exact types, so every event its consumer receives matches and the deliverer can
+// skip evaluating it.
+func (p *Pattern) SubjectsSuffice() bool {
+	if len(p.root.ors) > 0 || len(p.root.fields) != 1 {
+		return false
+	}
+	f := p.root.fields[0]
+	if f.key != "type" || f.obj != nil {
+		return false
+	}
+	for _, m := range f.matchers {
+		s, ok := m.(exactString)
+		if !ok || event.ValidateType(string(s)) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// UsesKey reports whether the pattern looks at a top-level key of the event (also inside
+// $or), so a caller can skip decoding what the pattern never reads, such as "data".
+func (p *Pattern) UsesKey(key string) bool { return p.root.usesKey(key) }
+
+func (o *objPattern) usesKey(key string) bool {
+	for _, f := range o.fields {
+		if f.key == key {
+			return true
+		}
+	}
+	for _, group := range o.ors {
+		for _, alt := range group {
+			if alt.usesKey(key) {
+				return true
+			}
+		}
+	}
+	return false
+}

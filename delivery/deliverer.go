@@ -1,0 +1,375 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/dlq"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/jsonx"
+	"github.com/jetmesh/jetmesh/rules"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Deliverer delivers one rule's events from the rule's durable consumer to a Target. Any
+// number of deliverers, in any number of processes, may share a rule: the consumer hands
+// each event to one of them, and its max ack pending (the rule's maxConcurrency) bounds
+// the events in flight across all of them. Run owns every goroutine a Deliverer starts.
+type Deliverer struct {
+	js       jetstream.JetStream
+	rule     rules.Rule
+	pattern  *rules.Pattern
+	residual bool // the filter subjects do not decide the pattern alone
+	useData  bool // the pattern reads data
+	target   Target
+	log      *slog.Logger
+	metrics  *Metrics
+	gate     *Gate
+	origin   string
+	abort    context.Context
+	bound    atomic.Bool
+}
+
+// Option tunes a Deliverer at construction.
+type Option func(*Deliverer)
+
+// WithMetrics counts results in m.
+func WithMetrics(m *Metrics) Option { return func(d *Deliverer) { d.metrics = m } }
+
+// WithGate pauses pulling while g is closed (the service is unhealthy).
+func WithGate(g *Gate) Option { return func(d *Deliverer) { d.gate = g } }
+
+// WithOrigin names where DLQ records come from, such as "sidecar/billing".
+func WithOrigin(origin string) Option { return func(d *Deliverer) { d.origin = origin } }
+
+// WithAbort bounds requests in flight: when ctx ends they are cut short and their events
+// handed back for redelivery. Run's own context only stops pulling, so a caller gives
+// in-flight requests a grace period by ending this one later.
+func WithAbort(ctx context.Context) Option { return func(d *Deliverer) { d.abort = ctx } }
+
+// New returns a deliverer for rule. The rule gets its defaults applied and must be valid.
+func New(js jetstream.JetStream, rule rules.Rule, target Target, log *slog.Logger, opts ...Option) (*Deliverer, error) {
+	rule.SetDefaults()
+	if err := rule.Validate(); err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	p, err := rule.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	d := &Deliverer{
+		js: js, rule: rule, pattern: p, target: target,
+		residual: !p.SubjectsSuffice(), useData: p.UsesKey("data"),
+		log: log.With("rule", rule.Name), gate: NewGate(true), origin: "delivery",
+		abort: context.Background(),
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
+}
+
+// Rule returns the rule being delivered, defaults applied.
+func (d *Deliverer) Rule() rules.Rule { return d.rule }
+
+// Bound reports whether the deliverer is attached to its consumer and pulling.
+func (d *Deliverer) Bound() bool { return d.bound.Load() }
+
+// Run delivers until ctx ends, binding to the rule's consumer (waiting for it to exist)
+// and rebinding after any failure. When ctx ends it stops pulling, hands back events it
+// holds but has not sent, and returns once the requests in flight are answered (or cut
+// short by the abort context).
+func (d *Deliverer) Run(ctx context.Context) error {
+	wait := newBackoff()
+	loggedMissing := false
+	for ctx.Err() == nil {
+		open, changed := d.gate.State()
+		if !open {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		cons, err := d.js.Consumer(ctx, bus.EventsStream, d.rule.ConsumerName())
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, jetstream.ErrConsumerNotFound) && !loggedMissing {
+				d.log.Info("waiting for the rule's consumer to be created by the server", "consumer", d.rule.ConsumerName())
+				loggedMissing = true
+			} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				d.log.Warn("binding to the rule's consumer failed; retrying", "error", err)
+			}
+			wait.sleep(ctx)
+			continue
+		}
+		d.log.Debug("bound to the rule's consumer", "consumer", d.rule.ConsumerName())
+		loggedMissing = false
+		err = d.pump(ctx, cons)
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			d.log.Warn("pulling from the rule's consumer stopped; rebinding", "error", err)
+			wait.sleep(ctx)
+			continue
+		}
+		wait.reset()
+	}
+	return nil
+}
+
+// pump pulls and dispatches until ctx ends, the gate closes or the subscription fails.
+// A slot of the semaphore is taken before each pull, so no more than MaxConcurrency
+// events are ever held, and with the consumer's max ack pending at the same number an
+// event handed over always finds a free slot at once.
+func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
+	n := d.rule.Delivery.MaxConcurrency
+	ackWait := cons.CachedInfo().Config.AckWait
+	iter, err := cons.Messages(jetstream.PullMaxMessages(n))
+	if err != nil {
+		return err
+	}
+	d.bound.Store(true)
+	defer d.bound.Store(false)
+
+	_, gateChanged := d.gate.State()
+	stopping := make(chan struct{})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			close(stopping)
+			iter.Drain() // buffered events still come out of Next, to be handed back
+		})
+	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+		case <-gateChanged:
+		case <-stopping:
+		}
+		stop()
+	}()
+
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	var failed error
+	for {
+		sem <- struct{}{}
+		msg, err := iter.Next()
+		if err != nil {
+			<-sem
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				failed = err
+			}
+			break
+		}
+		select {
+		case <-stopping:
+			d.release(msg)
+			<-sem
+			continue
+		default:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			d.handle(msg, ackWait)
+		}()
+	}
+	stop()
+	<-watched
+	iter.Stop()
+	wg.Wait()
+	return failed
+}
+
+// handle makes one delivery attempt and settles the event.
+func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
+	attempt := 1
+	if meta, err := msg.Metadata(); err == nil {
+		attempt = int(meta.NumDelivered)
+	}
+	header := msg.Headers()
+	if d.residual && !d.matches(header, msg.Data()) {
+		_ = msg.Ack()
+		d.count(resultFiltered)
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.abort, d.rule.Delivery.Timeout.Std())
+	stopKeepAlive := keepAlive(msg, ackWait/3)
+	if d.metrics != nil {
+		d.metrics.inFlight.WithLabelValues(d.rule.Name).Inc()
+	}
+	began := time.Now()
+	res := d.target.Send(ctx, header, msg.Data())
+	if d.metrics != nil {
+		d.metrics.duration.WithLabelValues(d.rule.Name).Observe(time.Since(began).Seconds())
+		d.metrics.inFlight.WithLabelValues(d.rule.Name).Dec()
+	}
+	stopKeepAlive()
+	cancel()
+
+	if res.Outcome != Delivered && d.abort.Err() != nil {
+		d.release(msg) // cut short by shutdown: not the handler's failure
+		return
+	}
+	switch res.Outcome {
+	case Delivered:
+		_ = msg.Ack()
+		d.count(resultDelivered)
+	case Retry:
+		if attempt >= d.rule.Delivery.MaxAttempts {
+			d.deadLetter(msg, dlq.ReasonDeliveryFailed, attempt, res)
+			return
+		}
+		delay := d.retryDelay(attempt, res.RetryAfter)
+		d.log.Debug("delivery failed; retrying", "attempt", attempt, "delay", delay, "status", res.Status, "error", res.Error)
+		_ = msg.NakWithDelay(delay)
+		d.count(resultRetried)
+	case Reject:
+		d.deadLetter(msg, dlq.ReasonDeliveryRejected, attempt, res)
+	}
+}
+
+// matches evaluates the full pattern over the event's structured form, decoding data only
+// when the pattern reads it.
+func (d *Deliverer) matches(header map[string][]string, data []byte) bool {
+	ev := make(map[string]any, len(header)+1)
+	contentType := event.DefaultContentType
+	for k, vs := range header {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if name, ok := strings.CutPrefix(lk, "ce-"); ok {
+			ev[name] = vs[0]
+		} else if lk == "content-type" {
+			ev["datacontenttype"] = vs[0]
+			contentType = vs[0]
+		}
+	}
+	if d.useData && len(data) > 0 && event.IsJSON(contentType) {
+		if v, err := jsonx.Decode(data); err == nil {
+			ev["data"] = v
+		}
+	}
+	return d.pattern.Match(ev)
+}
+
+// deadLetter writes the DLQ record and only then terminates the event, so a crash in
+// between leaves a duplicate record at worst, never a lost event. A failed write is
+// retried like a failed delivery.
+func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, res Result) {
+	if !d.rule.DeadLetters() {
+		d.log.Warn("event dropped: dead-lettering is off for this rule", "reason", reason, "attempts", attempt, "status", res.Status, "error", res.Error)
+		_ = msg.Term()
+		d.count(resultDropped)
+		return
+	}
+	rec := &dlq.Record{
+		Reason: reason, Error: res.Error, Rule: d.rule.Name, Attempts: attempt, LastStatus: res.Status,
+		Origin: d.origin, Header: msg.Headers(), Body: msg.Data(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.js.PublishMsg(ctx, rec.Msg()); err != nil {
+		if d.metrics != nil {
+			d.metrics.dlqFail.WithLabelValues(d.rule.Name).Inc()
+		}
+		d.log.Error("writing the DLQ record failed; the event stays for redelivery", "error", err)
+		_ = msg.NakWithDelay(d.retryDelay(attempt, 0))
+		return
+	}
+	d.log.Warn("event dead-lettered", "reason", reason, "attempts", attempt, "status", res.Status, "error", res.Error)
+	_ = msg.Term()
+	d.count(resultDeadLettered)
+}
+
+// release hands an event back unattempted, for another replica or a later try. JetStream
+// counts it as a delivery all the same.
+func (d *Deliverer) release(msg jetstream.Msg) {
+	_ = msg.Nak()
+	d.count(resultReleased)
+}
+
+// retryDelay is the rule's exponential backoff for the attempt just failed, with equal
+// jitter (half fixed, half random) so retries of a burst spread out; a Retry-After from
+// the handler lengthens it, and the rule's max caps both.
+func (d *Deliverer) retryDelay(attempt int, asked time.Duration) time.Duration {
+	b := d.rule.Delivery.Backoff
+	maxDelay := b.Max.Std()
+	delay := float64(b.Initial.Std())
+	for i := 1; i < attempt && delay < float64(maxDelay); i++ {
+		delay *= b.Multiplier
+	}
+	delay = min(delay, float64(maxDelay))
+	delay = delay/2 + rand.Float64()*delay/2
+	return min(max(time.Duration(delay), asked), maxDelay)
+}
+
+func (d *Deliverer) count(result string) {
+	if d.metrics != nil {
+		d.metrics.results.WithLabelValues(d.rule.Name, result).Inc()
+	}
+}
+
+// keepAlive tells JetStream every interval that msg is still being worked on, so a slow
+// but live handler does not get the event redelivered elsewhere meanwhile.
+func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
+	if every <= 0 {
+		return func() {}
+	}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		_ = msg.InProgress()
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// backoff spaces attempts to bind to a consumer: 100ms doubling to 5s.
+type backoff struct{ next time.Duration }
+
+func newBackoff() *backoff { return &backoff{next: 100 * time.Millisecond} }
+
+func (b *backoff) reset() { b.next = 100 * time.Millisecond }
+
+func (b *backoff) sleep(ctx context.Context) {
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	b.next = min(2*b.next, 5*time.Second)
+}

@@ -1,0 +1,60 @@
+package delivery
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the delivery counters, labelled by rule. One Metrics serves every deliverer
+// of a process; it is safe for concurrent use.
+type Metrics struct {
+	results  *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
+	dlqFail  *prometheus.CounterVec
+}
+
+// Results counted by jetmesh_delivery_results_total.
+const (
+	resultDelivered    = "delivered"
+	resultRetried      = "retried"
+	resultDeadLettered = "dead_lettered"
+	resultDropped      = "dropped"
+	resultFiltered     = "filtered"
+	resultReleased     = "released"
+)
+
+// NewMetrics registers the delivery metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jetmesh_delivery_results_total",
+			Help: "Events handled per rule, by result: delivered, retried, dead_lettered, dropped (dead-lettering off), filtered (pattern did not match), released (handed back unattempted on pause or shutdown).",
+		}, []string{"rule", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "jetmesh_delivery_request_seconds",
+			Help:    "Time from sending an event to the handler to its answer, per rule.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"rule"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "jetmesh_delivery_in_flight",
+			Help: "Requests to the handler in progress, per rule.",
+		}, []string{"rule"}),
+		dlqFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jetmesh_delivery_dlq_write_errors_total",
+			Help: "DLQ records that could not be written; the event is retried instead of terminated.",
+		}, []string{"rule"}),
+	}
+	reg.MustRegister(m.results, m.duration, m.inFlight, m.dlqFail)
+	return m
+}
+
+// forget drops a removed rule's series.
+func (m *Metrics) forget(rule string) {
+	if m == nil {
+		return
+	}
+	m.results.DeletePartialMatch(prometheus.Labels{"rule": rule})
+	m.duration.DeleteLabelValues(rule)
+	m.inFlight.DeleteLabelValues(rule)
+	m.dlqFail.DeleteLabelValues(rule)
+}

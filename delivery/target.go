@@ -1,0 +1,252 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetmesh/jetmesh/internal/clip"
+)
+
+// Target receives events. Implementations must be safe for concurrent use: a deliverer
+// calls Send from up to MaxConcurrency goroutines.
+type Target interface {
+	// Send delivers one stored event (its ce-* and Content-Type headers, and its data) and
+	// says what happened. It returns when the target answered or ctx ended.
+	Send(ctx context.Context, header map[string][]string, data []byte) Result
+}
+
+// Outcome is what a delivery attempt asks for next.
+type Outcome int
+
+const (
+	// Delivered: the target took the event; ack it.
+	Delivered Outcome = iota
+	// Retry: try again later, unless the attempts are used up.
+	Retry
+	// Reject: the target refused the event for good; dead-letter it now.
+	Reject
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Retry:
+		return "retry"
+	case Reject:
+		return "reject"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of one attempt.
+type Result struct {
+	Outcome Outcome
+	// Status is the HTTP status of the answer, 0 when there was none (timeout, refused).
+	Status int
+	// RetryAfter is the delay the target asked for (Retry-After), 0 if it did not.
+	RetryAfter time.Duration
+	// Error says why the attempt did not deliver, for logs and the DLQ record.
+	Error string
+}
+
+// maxAnswerBytes is how much of a handler's answer is read, for the DLQ record and the
+// {"status": ...} convention; the rest is discarded so the connection can be reused.
+const maxAnswerBytes = 4 << 10
+
+// maxDiscardBytes bounds the rest of an answer read only to keep the connection alive;
+// beyond it closing the connection is cheaper.
+const maxDiscardBytes = 64 << 10
+
+// HTTPTarget POSTs events to URL in CloudEvents HTTP binary mode.
+type HTTPTarget struct {
+	URL    string
+	Client *http.Client
+}
+
+var _ Target = (*HTTPTarget)(nil)
+
+// NewHTTPClient returns a client tuned for delivering to one local handler with up to
+// conns requests at once: keep-alive connections, none of them shared with other hosts.
+func NewHTTPClient(conns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = conns
+	tr.MaxIdleConnsPerHost = conns
+	tr.ResponseHeaderTimeout = 0 // the rule's timeout, via the request context, bounds it
+	return &http.Client{Transport: tr}
+}
+
+// Send implements Target.
+func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data []byte) Result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(data))
+	if err != nil {
+		return Result{Outcome: Reject, Error: "building the request: " + err.Error()}
+	}
+	SetBinaryHeaders(req.Header, header)
+	resp, err := t.Client.Do(req)
+	if err != nil {
+		return transportFailure(ctx, err)
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscardBytes))
+	_ = resp.Body.Close()
+	return Classify(resp.StatusCode, resp.Header, answer, time.Now())
+}
+
+func transportFailure(ctx context.Context, err error) Result {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return Result{Outcome: Retry, Error: "timed out waiting for the handler"}
+	}
+	var uerr interface{ Unwrap() error }
+	if errors.As(err, &uerr) {
+		if inner := uerr.Unwrap(); inner != nil {
+			err = inner
+		}
+	}
+	return Result{Outcome: Retry, Error: err.Error()}
+}
+
+// Classify maps a handler's answer to an outcome (the Knative data-plane table):
+//
+//	2xx                                    delivered, unless the body is {"status":"RETRY"} or {"status":"DROP"}
+//	404 408 409 425 429 5xx                retry (Retry-After honoured)
+//	anything else (400 401 403 410 413 ...) rejected for good
+//
+// now is the reference for an HTTP-date Retry-After.
+func Classify(status int, header http.Header, body []byte, now time.Time) Result {
+	switch {
+	case status >= 200 && status < 300:
+		switch explicitStatus(header, body) {
+		case "RETRY":
+			return Result{Outcome: Retry, Status: status, RetryAfter: retryAfter(header, now), Error: `handler answered {"status":"RETRY"}`}
+		case "DROP":
+			return Result{Outcome: Reject, Status: status, Error: `handler answered {"status":"DROP"}`}
+		}
+		return Result{Outcome: Delivered, Status: status}
+	case status == 404, status == 408, status == 409, status == 425, status == 429, status >= 500:
+		return Result{Outcome: Retry, Status: status, RetryAfter: retryAfter(header, now), Error: answerText(status, body)}
+	}
+	return Result{Outcome: Reject, Status: status, Error: answerText(status, body)}
+}
+
+// explicitStatus reads Dapr's {"status": "RETRY" | "DROP" | "SUCCESS"} from a JSON answer.
+func explicitStatus(header http.Header, body []byte) string {
+	if len(body) == 0 || bytes.IndexByte(body, '{') < 0 {
+		return ""
+	}
+	if mt, _, err := mime.ParseMediaType(header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return ""
+	}
+	var answer struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(body, &answer) != nil {
+		return ""
+	}
+	return strings.ToUpper(answer.Status)
+}
+
+func answerText(status int, body []byte) string {
+	text := strings.TrimSpace(clip.String(string(body), 512))
+	if text == "" {
+		return fmt.Sprintf("handler answered %d %s", status, http.StatusText(status))
+	}
+	return fmt.Sprintf("handler answered %d: %s", status, text)
+}
+
+// retryAfter parses Retry-After: delay-seconds or an HTTP date.
+func retryAfter(header http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// SetBinaryHeaders writes a stored event's attributes onto an HTTP request in CloudEvents
+// binary mode: ce-* headers percent-encoded as the HTTP binding requires, Content-Type, and
+// the W3C trace headers. An event without a traceparent gets a fresh one, so the handler's
+// spans always join a trace.
+func SetBinaryHeaders(dst http.Header, stored map[string][]string) {
+	traced := false
+	for k, vs := range stored {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch {
+		case lk == "ce-traceparent":
+			dst["Traceparent"] = []string{vs[0]}
+			traced = true
+		case lk == "ce-tracestate":
+			dst["Tracestate"] = []string{vs[0]}
+		case strings.HasPrefix(lk, "ce-"):
+			dst[http.CanonicalHeaderKey(lk)] = []string{percentEncode(vs[0])}
+		case lk == "content-type":
+			dst["Content-Type"] = []string{vs[0]}
+		}
+	}
+	if !traced {
+		dst["Traceparent"] = []string{NewTraceparent()}
+	}
+}
+
+// percentEncode escapes what the CloudEvents HTTP binding says a header value cannot carry
+// as is: space, double quote, percent, and anything outside printable ASCII.
+func percentEncode(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hexdigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hexdigits[c>>4])
+			b.WriteByte(hexdigits[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// NewTraceparent starts a W3C trace: version 00, random trace and span ids, sampled.
+func NewTraceparent() string {
+	var id [24]byte
+	_, _ = rand.Read(id[:]) // crypto/rand never fails on supported platforms
+	return "00-" + hex.EncodeToString(id[:16]) + "-" + hex.EncodeToString(id[16:]) + "-01"
+}
+
+// JoinURL appends a rule's target path to a handler's base URL.
+func JoinURL(base, path string) string {
+	return strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(path, "/")
+}
