@@ -114,6 +114,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newDLQCmd(g),
 		newSchemasCmd(g),
 		newRulesCmd(g),
+		newSidecarCmd(g),
 	)
 	return root
 }

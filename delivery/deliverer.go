@@ -74,6 +74,11 @@ func New(js jetstream.JetStream, rule rules.Rule, target Target, log *slog.Logge
 	for _, o := range opts {
 		o(d)
 	}
+	if d.metrics != nil {
+		// Series that exist from the start make rate() and alerts work before the first event.
+		d.metrics.dlqFail.WithLabelValues(rule.Name)
+		d.metrics.inFlight.WithLabelValues(rule.Name)
+	}
 	return d, nil
 }
 

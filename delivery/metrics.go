@@ -48,8 +48,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// forget drops a removed rule's series.
-func (m *Metrics) forget(rule string) {
+// Forget drops a removed rule's series.
+func (m *Metrics) Forget(rule string) {
 	if m == nil {
 		return
 	}

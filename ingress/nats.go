@@ -10,11 +10,19 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/clip"
 	"github.com/nats-io/nats.go"
 )
 
 // HeaderStatus carries the HTTP-equivalent status of a NATS ingress answer.
 const HeaderStatus = "Jetmesh-Status"
+
+// HeaderOrigin names a forwarding publisher, such as "sidecar/billing", for DLQ records;
+// without it a NATS request's origin is "nats".
+const HeaderOrigin = "Jetmesh-Origin"
+
+// maxOriginLen bounds a forwarded origin name.
+const maxOriginLen = 128
 
 // Serve answers publish requests on bus.IngressSubject (queue group bus.IngressQueue) until
 // ctx is done, then stops taking requests, finishes the ones it holds, and returns.
@@ -74,6 +82,9 @@ func (in *Ingress) serveNATS(m *nats.Msg) {
 		}
 		if lk == "content-type" && len(vs) > 0 {
 			req.contentType = vs[0]
+		}
+		if lk == "jetmesh-origin" && len(vs) > 0 && vs[0] != "" {
+			req.origin = clip.String(vs[0], maxOriginLen)
 		}
 	}
 	resp := in.process(context.Background(), req)

@@ -1,0 +1,115 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// publishTimeout bounds a publish forwarded to the ingress; the ingress itself answers
+// within its publish timeout (5s by default).
+const publishTimeout = 15 * time.Second
+
+func (s *Sidecar) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/events", s.publish)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := s.Status()
+		code := http.StatusOK
+		if !st.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, st)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// publish forwards POST /v1/events to the ingress over NATS: the same request forms
+// (structured, binary, batch) and the same answer as the server's own HTTP ingress.
+func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.refuse(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST to publish events")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxRequestBytes)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.refuse(w, http.StatusRequestEntityTooLarge, ingress.CodeTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxRequestBytes))
+			return
+		}
+		s.refuse(w, http.StatusBadRequest, ingress.CodeMalformed, "reading request body: "+err.Error())
+		return
+	}
+	msg := nats.NewMsg(bus.IngressSubject)
+	msg.Data = body
+	for k, vs := range r.Header {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch {
+		case strings.HasPrefix(lk, "ce-"):
+			// HTTP binary mode percent-encodes attribute values; over NATS they travel as is.
+			v := vs[0]
+			if d, err := url.PathUnescape(v); err == nil {
+				v = d
+			}
+			msg.Header.Set(lk, v)
+		case lk == "content-type", lk == "traceparent", lk == "tracestate":
+			msg.Header.Set(lk, vs[0])
+		}
+	}
+	msg.Header.Set(ingress.HeaderOrigin, "sidecar/"+s.cfg.Service)
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	reply, err := s.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		text := "the jetmesh ingress did not answer: " + err.Error()
+		if errors.Is(err, nats.ErrNoResponders) {
+			text = "no jetmesh ingress is answering (is `jetmesh server` running and reachable?)"
+		}
+		if !s.nc.IsConnected() {
+			text = "not connected to NATS at " + s.cfg.NATSURL + "; retry later"
+		}
+		s.refuse(w, http.StatusServiceUnavailable, ingress.CodeUnavailable, text)
+		return
+	}
+	code, err := strconv.Atoi(reply.Header.Get(ingress.HeaderStatus))
+	if err != nil || code < 200 || code > 599 {
+		s.refuse(w, http.StatusBadGateway, ingress.CodeUnavailable, "unreadable answer from the ingress")
+		return
+	}
+	s.gauges.publish.WithLabelValues(strconv.Itoa(code)).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(reply.Data)
+}
+
+func (s *Sidecar) refuse(w http.ResponseWriter, status int, code, message string) {
+	s.gauges.publish.WithLabelValues(strconv.Itoa(status)).Inc()
+	writeJSON(w, status, &ingress.Response{Entries: []ingress.EntryResult{}, Error: &ingress.RequestError{Code: code, Message: message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

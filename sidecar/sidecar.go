@@ -1,0 +1,404 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/delivery"
+	"github.com/jetmesh/jetmesh/internal/kvwatch"
+	"github.com/jetmesh/jetmesh/rules"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// resync is how often the rules bucket is read afresh, bounding how long a change the
+// watch missed can go unnoticed.
+const resync = 30 * time.Second
+
+// Sidecar delivers one service's rules and serves its localhost endpoint. Create it with
+// New; Run owns every goroutine it starts.
+type Sidecar struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *delivery.Metrics
+	gauges  sidecarGauges
+	gate    *delivery.Gate
+	client  *http.Client
+	ln      net.Listener
+
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu      sync.Mutex
+	loaded  bool // the rules bucket was read at least once
+	running map[string]*worker
+}
+
+// worker is one rule's deliverer and the means to stop it.
+type worker struct {
+	d       *delivery.Deliverer
+	encoded string // the stored rule, to notice changes
+	stop    context.CancelFunc
+	abort   context.CancelFunc
+	done    chan struct{}
+}
+
+type sidecarGauges struct {
+	appHealthy prometheus.Gauge
+	rules      prometheus.Gauge
+	publish    *prometheus.CounterVec
+}
+
+// New checks cfg and binds the listen address, so a port in use is reported at once.
+func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --listen %s: %w", ErrConfig, cfg.Listen, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Sidecar{
+		cfg: cfg, log: log.With("service", cfg.Service), reg: reg, ln: ln,
+		metrics: delivery.NewMetrics(reg),
+		gate:    delivery.NewGate(cfg.AppHealth == ""),
+		client:  delivery.NewHTTPClient(256),
+		running: map[string]*worker{},
+		gauges: sidecarGauges{
+			appHealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_app_healthy", Help: "1 when the service's health probe passes (always 1 without --app-health); delivery pauses at 0."}),
+			rules:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_rules", Help: "Rules targeting this service that the sidecar delivers."}),
+			publish: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "jetmesh_sidecar_publish_requests_total",
+				Help: "Publish requests from the service, by HTTP status returned.",
+			}, []string{"code"}),
+		},
+	}
+	if cfg.AppHealth == "" {
+		s.gauges.appHealthy.Set(1)
+	}
+	reg.MustRegister(s.gauges.appHealthy, s.gauges.rules, s.gauges.publish)
+	return s, nil
+}
+
+// Addr is the address the HTTP endpoint listens on.
+func (s *Sidecar) Addr() string { return s.ln.Addr().String() }
+
+// Run connects to NATS (retrying forever), delivers and serves until ctx ends, then stops
+// pulling, gives requests in flight the grace period, flushes acks and returns.
+func (s *Sidecar) Run(ctx context.Context) error {
+	nc, err := nats.Connect(s.cfg.NATSURL,
+		nats.Name("jetmesh sidecar "+s.cfg.Service),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			s.log.Warn("disconnected from NATS; reconnecting", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		_ = s.ln.Close()
+		return fmt.Errorf("%w: --server %s: %w", ErrConfig, s.cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		_ = s.ln.Close()
+		return err
+	}
+	s.nc, s.js = nc, js
+
+	httpSrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Serve(s.ln) }()
+
+	var wg sync.WaitGroup
+	if s.cfg.AppHealth != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.probe(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.followRules(ctx) }()
+	s.log.Info("jetmesh sidecar started", "listen", s.Addr(), "handler", s.cfg.Handler, "server", s.cfg.NATSURL)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-httpDone:
+	}
+	s.log.Info("shutting down: no new events pulled; finishing requests in flight", "grace", s.cfg.Grace)
+	grace, cancel := context.WithTimeout(context.Background(), s.cfg.Grace.Std())
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.stopAll(grace) }()
+	_ = httpSrv.Shutdown(grace)
+	<-stopped
+	wg.Wait()
+	// Acks are written asynchronously: send them before closing.
+	if err := nc.FlushTimeout(2 * time.Second); err != nil && nc.IsConnected() {
+		s.log.Warn("flushing acknowledgements failed; the events concerned will be redelivered", "error", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// followRules keeps the running deliverers in line with the rules that target the
+// service: from a watch of the rules bucket, re-read every resync interval, and
+// restarted whenever the watch cannot be kept.
+func (s *Sidecar) followRules(ctx context.Context) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		w, snap, err := kvwatch.Start(ctx, s.js, bus.RulesBucket)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("reading the rules failed; retrying", "error", err, "retry", wait)
+			sleep(ctx, wait)
+			wait = min(2*wait, 10*time.Second)
+			continue
+		}
+		wait = time.Second
+		s.apply(ctx, snap)
+		s.follow(ctx, w, snap)
+	}
+}
+
+func (s *Sidecar) follow(ctx context.Context, w *kvwatch.Watcher, last kvwatch.Snapshot) {
+	defer w.Stop()
+	changes := w.Changes(ctx)
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case snap, ok := <-changes:
+			if !ok {
+				if err := w.Err(); err != nil {
+					s.log.Warn("the rules watch ended; restarting it", "error", err)
+				}
+				return
+			}
+			last = snap
+			s.apply(ctx, snap)
+		case <-tick.C:
+			fresh, err := kvwatch.Read(ctx, s.js, bus.RulesBucket)
+			if err == nil && !kvwatch.Equal(fresh, last) {
+				last = fresh
+				s.apply(ctx, fresh)
+			}
+		}
+	}
+}
+
+// apply starts, restarts and stops deliverers to match the rules in snap.
+func (s *Sidecar) apply(ctx context.Context, snap kvwatch.Snapshot) {
+	want := map[string]rules.Rule{}
+	encoded := map[string]string{}
+	for name, raw := range snap {
+		r, err := rules.Decode(raw)
+		if err != nil {
+			s.log.Error("a stored rule is unreadable; skipped", "rule", name, "error", err)
+			continue
+		}
+		if r.Target.Service != s.cfg.Service {
+			continue
+		}
+		want[name] = r
+		encoded[name] = string(raw)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = true
+	for name, w := range s.running {
+		if _, ok := want[name]; !ok {
+			s.log.Info("rule removed; stopping its delivery", "rule", name)
+			s.stopWorker(w)
+			delete(s.running, name)
+			s.metrics.Forget(name)
+		}
+	}
+	for name, r := range want {
+		cur := s.running[name]
+		if cur != nil && cur.encoded == encoded[name] {
+			continue
+		}
+		target := &delivery.HTTPTarget{URL: delivery.JoinURL(s.cfg.Handler, r.Target.Path), Client: s.client}
+		abortCtx, abort := context.WithCancel(context.Background())
+		d, err := delivery.New(s.js, r, target, s.log, delivery.WithMetrics(s.metrics), delivery.WithGate(s.gate),
+			delivery.WithOrigin("sidecar/"+s.cfg.Service), delivery.WithAbort(abortCtx))
+		if err != nil {
+			abort()
+			s.log.Error("a stored rule is invalid; its delivery is left as it is", "rule", name, "error", err)
+			continue
+		}
+		if cur != nil {
+			s.log.Info("rule changed; restarting its delivery", "rule", name)
+			s.stopWorker(cur)
+		} else {
+			s.log.Info("delivering rule", "rule", name, "target", target.URL)
+		}
+		s.running[name] = s.startWorker(ctx, d, encoded[name], abort)
+	}
+	s.gauges.rules.Set(float64(len(s.running)))
+}
+
+// startWorker runs d until stopped; abort cuts its requests in flight short.
+func (s *Sidecar) startWorker(ctx context.Context, d *delivery.Deliverer, encoded string, abort context.CancelFunc) *worker {
+	runCtx, stop := context.WithCancel(ctx)
+	w := &worker{d: d, encoded: encoded, stop: stop, abort: abort, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer abort()
+		_ = d.Run(runCtx)
+	}()
+	return w
+}
+
+// stopWorker stops pulling at once and cuts requests in flight short after the grace
+// period, without waiting: a replaced rule's new deliverer starts meanwhile.
+func (s *Sidecar) stopWorker(w *worker) {
+	w.stop()
+	go func() {
+		t := time.NewTimer(s.cfg.Grace.Std())
+		defer t.Stop()
+		select {
+		case <-w.done:
+		case <-t.C:
+			w.abort()
+		}
+	}()
+}
+
+// stopAll stops every deliverer and waits for them, cutting requests short when grace
+// ends.
+func (s *Sidecar) stopAll(grace context.Context) {
+	s.mu.Lock()
+	workers := make([]*worker, 0, len(s.running))
+	for _, w := range s.running {
+		w.stop()
+		workers = append(workers, w)
+	}
+	s.mu.Unlock()
+	for _, w := range workers {
+		select {
+		case <-w.done:
+		case <-grace.Done():
+			w.abort()
+			<-w.done
+		}
+	}
+}
+
+// probe polls the service's health endpoint and opens or closes the delivery gate.
+func (s *Sidecar) probe(ctx context.Context) {
+	every := s.cfg.HealthInterval.Std()
+	healthy := false
+	for {
+		ok := s.probeOnce(ctx, every)
+		if ctx.Err() != nil {
+			return
+		}
+		if ok != healthy {
+			if ok {
+				s.log.Info("service is healthy; delivering", "probe", s.cfg.AppHealth)
+			} else {
+				s.log.Warn("service is unhealthy; delivery paused", "probe", s.cfg.AppHealth)
+			}
+			healthy = ok
+			s.gate.Set(ok)
+			s.gauges.appHealthy.Set(map[bool]float64{true: 1, false: 0}[ok])
+		}
+		sleep(ctx, every)
+	}
+}
+
+func (s *Sidecar) probeOnce(ctx context.Context, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.AppHealth, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 300
+}
+
+// Status is the sidecar's readiness, as /readyz reports it.
+type Status struct {
+	Ready      bool `json:"ready"`
+	Connected  bool `json:"connected"`
+	AppHealthy bool `json:"appHealthy"`
+	// Rules maps each rule targeting the service to "bound" (pulling), "waiting" (its
+	// consumer is not there yet, or NATS is away) or "paused" (the service is unhealthy).
+	Rules map[string]string `json:"rules"`
+	// Reason says why the sidecar is not ready.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Status reports readiness: connected, the rules read, every rule bound.
+func (s *Sidecar) Status() Status {
+	st := Status{Connected: s.nc != nil && s.nc.IsConnected(), Rules: map[string]string{}}
+	st.AppHealthy, _ = s.gate.State()
+	s.mu.Lock()
+	loaded := s.loaded
+	var waiting []string
+	for name, w := range s.running {
+		switch {
+		case w.d.Bound():
+			st.Rules[name] = "bound"
+		case !st.AppHealthy:
+			st.Rules[name] = "paused"
+		default:
+			st.Rules[name] = "waiting"
+			waiting = append(waiting, name)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(waiting)
+	switch {
+	case !st.Connected:
+		st.Reason = "not connected to NATS at " + s.cfg.NATSURL
+	case !loaded:
+		st.Reason = "rules not read yet"
+	case !st.AppHealthy:
+		st.Reason = "delivery paused: the service's health probe fails"
+	case len(waiting) > 0:
+		st.Reason = fmt.Sprintf("not bound to the consumer of %v yet", waiting)
+	default:
+		st.Ready = true
+	}
+	return st
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,404 @@
+package sidecar_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/dlq"
+	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/rules"
+	"github.com/jetmesh/jetmesh/server"
+	"github.com/jetmesh/jetmesh/sidecar"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// bed is a running jetmesh server (in process) and a client on it.
+type bed struct {
+	srv   *server.Server
+	js    jetstream.JetStream
+	store *rules.Store
+}
+
+func newBed(t *testing.T) *bed {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Ingress.AllowUnknownTypes = true
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-srv.Started():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	store, err := rules.OpenStore(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bed{srv: srv, js: js, store: store}
+}
+
+func (b *bed) apply(t *testing.T, yaml string) {
+	t.Helper()
+	rs, err := rules.ParseFile("r.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Apply(context.Background(), rs, false, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publish goes through the server's HTTP ingress.
+func (b *bed) publish(t *testing.T, id, typ, data string) {
+	t.Helper()
+	body := `{"specversion":"1.0","id":"` + id + `","source":"/t","type":"` + typ + `","data":` + data + `}`
+	res, err := http.Post("http://"+b.srv.HTTPAddr()+"/v1/events", "application/cloudevents+json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("publish: %d", res.StatusCode)
+	}
+}
+
+type service struct {
+	mu      sync.Mutex
+	got     map[string][]string // path → ce-ids
+	status  atomic.Int32
+	healthy atomic.Bool
+}
+
+func newService(t *testing.T) (*service, string) {
+	s := &service{got: map[string][]string{}}
+	s.status.Store(200)
+	s.healthy.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			if s.healthy.Load() {
+				w.WriteHeader(200)
+			} else {
+				w.WriteHeader(503)
+			}
+			return
+		}
+		s.mu.Lock()
+		s.got[r.URL.Path] = append(s.got[r.URL.Path], r.Header.Get("Ce-Id"))
+		s.mu.Unlock()
+		w.WriteHeader(int(s.status.Load()))
+	}))
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+func (s *service) ids(path string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got[path]...)
+}
+
+func runSidecar(t *testing.T, cfg sidecar.Config) *sidecar.Sidecar {
+	t.Helper()
+	sc, err := sidecar.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return sc
+}
+
+func config(b *bed, handler string) sidecar.Config {
+	cfg := sidecar.DefaultConfig()
+	cfg.Service, cfg.Handler, cfg.Listen, cfg.NATSURL = "billing", handler, "127.0.0.1:0", b.srv.NATSURL()
+	cfg.HealthInterval = duration.Duration(100 * time.Millisecond)
+	return cfg
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func readyz(t *testing.T, sc *sidecar.Sidecar) sidecar.Status {
+	t.Helper()
+	res, err := http.Get("http://" + sc.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st sidecar.Status
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready != (res.StatusCode == 200) {
+		t.Fatalf("readyz status %d for %+v", res.StatusCode, st)
+	}
+	return st
+}
+
+// TestFollowsRules: rules applied, changed and removed while the sidecar runs take
+// effect without a restart; rules of other services are not its business.
+func TestFollowsRules(t *testing.T) {
+	b := newBed(t)
+	svc, url := newService(t)
+	sc := runSidecar(t, config(b, url))
+	waitFor(t, "ready with no rules", func() bool { return readyz(t, sc).Ready })
+
+	b.apply(t, "name: orders\npattern: {type: [orders.created]}\ntarget: {service: billing, path: /orders}\n")
+	b.apply(t, "name: not-mine\npattern: {type: [orders.created]}\ntarget: {service: shipping}\n")
+	waitFor(t, "the rule bound", func() bool { st := readyz(t, sc); return st.Ready && st.Rules["orders"] == "bound" })
+	if _, ok := readyz(t, sc).Rules["not-mine"]; ok {
+		t.Fatal("the sidecar took another service's rule")
+	}
+	b.publish(t, "e1", "orders.created", `{}`)
+	waitFor(t, "e1 delivered", func() bool { return len(svc.ids("/orders")) == 1 })
+
+	// A changed path applies live.
+	b.apply(t, "name: orders\npattern: {type: [orders.created]}\ntarget: {service: billing, path: /v2/orders}\n")
+	waitFor(t, "the change applied", func() bool {
+		b.publish(t, "probe-"+time.Now().Format("150405.000000"), "orders.created", `{}`)
+		time.Sleep(50 * time.Millisecond)
+		return len(svc.ids("/v2/orders")) > 0
+	})
+
+	// Removed: nothing more arrives.
+	if err := b.store.Delete(context.Background(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rule gone", func() bool { _, ok := readyz(t, sc).Rules["orders"]; return !ok })
+	before := len(svc.ids("/v2/orders")) + len(svc.ids("/orders"))
+	b.publish(t, "after-rm", "orders.created", `{}`)
+	time.Sleep(200 * time.Millisecond)
+	if after := len(svc.ids("/v2/orders")) + len(svc.ids("/orders")); after != before {
+		t.Fatal("an event was delivered for a removed rule")
+	}
+}
+
+// TestPublishEndpoint: the service publishes through localhost; the answer is the
+// ingress's, and a refused event's DLQ record names the sidecar.
+func TestPublishEndpoint(t *testing.T) {
+	b := newBed(t)
+	_, url := newService(t)
+	sc := runSidecar(t, config(b, url))
+	base := "http://" + sc.Addr() + "/v1/events"
+
+	res, err := http.Post(base, "application/cloudevents+json", strings.NewReader(`{"specversion":"1.0","id":"p1","source":"/billing","type":"invoices.issued","data":{"n":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"id":"p1"`) {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+
+	// Binary mode with a percent-encoded attribute.
+	req, _ := http.NewRequest(http.MethodPost, base, strings.NewReader(`{"n":2}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Ce-Specversion", "1.0")
+	req.Header.Set("Ce-Id", "p2")
+	req.Header.Set("Ce-Source", "/billing")
+	req.Header.Set("Ce-Type", "invoices.issued")
+	req.Header.Set("Ce-Subject", "caf%C3%A9")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("binary publish: %d", res.StatusCode)
+	}
+	m, err := lastMsg(b, bus.EventsStream, "evt.invoices.issued")
+	if err != nil || m.Header.Get("ce-subject") != "café" {
+		t.Fatalf("stored %v %v", m, err)
+	}
+
+	// Refused: 400 from the ingress, and the record says where it came from.
+	res, err = http.Post(base, "application/cloudevents+json", strings.NewReader(`{"specversion":"1.0","id":"p3","source":"/billing","type":"Bad Type"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 400 || !strings.Contains(string(body), "invalid_event") {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+	dm, err := lastMsg(b, bus.DLQStream, "dlq.ingress.invalid_event")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := dlq.Parse(dm.Header, dm.Data)
+	if err != nil || rec.Origin != "sidecar/billing" {
+		t.Fatalf("record %+v %v", rec, err)
+	}
+
+	res, err = http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %d", res.StatusCode)
+	}
+}
+
+// TestAppHealthPauses: nothing is delivered before the first good probe or while the
+// probe fails, and no attempt is spent meanwhile.
+func TestAppHealthPauses(t *testing.T) {
+	b := newBed(t)
+	svc, url := newService(t)
+	svc.healthy.Store(false)
+	cfg := config(b, url)
+	cfg.AppHealth = url + "/health"
+	b.apply(t, "name: orders\npattern: {type: [orders.created]}\ntarget: {service: billing}\ndelivery: {maxAttempts: 1}\n")
+	sc := runSidecar(t, cfg)
+	waitFor(t, "paused", func() bool { return readyz(t, sc).Rules["orders"] == "paused" })
+	b.publish(t, "h1", "orders.created", `{}`)
+	time.Sleep(300 * time.Millisecond)
+	if len(svc.ids("/")) != 0 {
+		t.Fatal("delivered while the service was unhealthy")
+	}
+	svc.healthy.Store(true)
+	waitFor(t, "delivered after recovery", func() bool { return len(svc.ids("/")) == 1 })
+	waitFor(t, "ready", func() bool { return readyz(t, sc).Ready })
+	// maxAttempts 1 and a 200: had the pause spent the attempt, it would be in the DLQ.
+	s, _ := b.js.Stream(context.Background(), bus.DLQStream)
+	if info, _ := s.Info(context.Background()); info.State.Msgs != 0 {
+		t.Fatal("the pause spent a delivery attempt")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := sidecar.DefaultConfig()
+	good.Service, good.Handler = "billing", "http://127.0.0.1:8081"
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(*sidecar.Config)
+		want   string
+	}{
+		{"no service", func(c *sidecar.Config) { c.Service = "" }, "--service is required"},
+		{"bad service", func(c *sidecar.Config) { c.Service = "Billing!" }, "lowercase"},
+		{"no handler", func(c *sidecar.Config) { c.Handler = "" }, "--handler is required"},
+		{"handler not http", func(c *sidecar.Config) { c.Handler = "127.0.0.1:8081" }, "not an http"},
+		{"bad health", func(c *sidecar.Config) { c.AppHealth = "ftp://x" }, "--app-health"},
+		{"bad listen", func(c *sidecar.Config) { c.Listen = "3500" }, "--listen"},
+		{"tiny interval", func(c *sidecar.Config) { c.HealthInterval = duration.Duration(time.Millisecond) }, "at least 100ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good
+			tt.change(&c)
+			err := c.Validate()
+			if !errors.Is(err, sidecar.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestMetricsDocumented: the sidecar's jetmesh_* metrics and the sidecar section of
+// docs/metrics.md are the same set.
+func TestMetricsDocumented(t *testing.T) {
+	b := newBed(t)
+	_, url := newService(t)
+	b.apply(t, "name: orders\npattern: {type: [orders.created]}\ntarget: {service: billing}\n")
+	sc := runSidecar(t, config(b, url))
+	waitFor(t, "ready", func() bool { return readyz(t, sc).Ready })
+	b.publish(t, "m1", "orders.created", `{}`)
+	var raw string
+	waitFor(t, "the delivery counted", func() bool {
+		res, err := http.Get("http://" + sc.Addr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		raw = string(body)
+		return strings.Contains(raw, `jetmesh_delivery_results_total{result="delivered",rule="orders"} 1`)
+	})
+	res, _ := http.Post("http://"+sc.Addr()+"/v1/events", "application/json", strings.NewReader(`{}`))
+	res.Body.Close()
+	res, _ = http.Get("http://" + sc.Addr() + "/metrics")
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	raw = string(body)
+	exported := map[string]bool{}
+	for _, line := range strings.Split(raw, "\n") {
+		if name, ok := strings.CutPrefix(line, "# HELP jetmesh_"); ok {
+			exported["jetmesh_"+strings.Fields(name)[0]] = true
+		}
+	}
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## Sidecar")
+	if !ok {
+		t.Fatal("docs/metrics.md has no ## Sidecar section")
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if name, ok := strings.CutPrefix(line, "| `jetmesh_"); ok {
+			documented["jetmesh_"+name[:strings.IndexByte(name, '`')]] = true
+		}
+	}
+	for name := range exported {
+		if !documented[name] {
+			t.Errorf("%s is exported but not in the sidecar section of docs/metrics.md", name)
+		}
+	}
+	for name := range documented {
+		if !exported[name] {
+			t.Errorf("%s is documented but not exported", name)
+		}
+	}
+}
+
+func lastMsg(b *bed, stream, subject string) (*jetstream.RawStreamMsg, error) {
+	s, err := b.js.Stream(context.Background(), stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetLastMsgForSubject(context.Background(), subject)
+}
