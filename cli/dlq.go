@@ -81,23 +81,32 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 		Use:   "ls",
 		Short: "List the most recent dead-letter records",
 		Example: `  jetmesh dlq ls
-  jetmesh dlq ls --reason too_large -n 100 -o json`,
+  jetmesh dlq ls --reason too_large -n 100 -o json
+  jetmesh dlq ls --rule billing-orders --reason delivery_rejected`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if reason != "" && rule != "" {
-				return refused("--reason and --rule select different records: give one")
-			}
 			if limit < 1 || since < 0 {
 				return refused("-n must be at least 1 and --since not negative")
 			}
+			delivery := reason == dlq.ReasonDeliveryFailed || reason == dlq.ReasonDeliveryRejected
+			if reason != "" && rule != "" && !delivery {
+				return refused("--reason %s is an ingress rejection, which has no rule: drop --rule", reason)
+			}
+			// Ingress records are filed by reason, delivery records by rule.
 			filter := bus.DLQSubjects
 			switch {
-			case reason != "":
-				filter = "dlq.ingress." + reason
 			case rule != "":
 				filter = "dlq.rule." + rule
+			case delivery:
+				filter = "dlq.rule.>"
+			case reason != "":
+				filter = "dlq.ingress." + reason
 			}
-			entries, err := readDLQ(cmd.Context(), g, filter, since, limit)
+			onlyReason := ""
+			if delivery {
+				onlyReason = reason
+			}
+			entries, err := readDLQ(cmd.Context(), g, filter, onlyReason, since, limit)
 			if err != nil {
 				return err
 			}
@@ -120,7 +129,7 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&reason, "reason", "", "only ingress rejections with this reason (malformed, invalid_event, too_large, ...)")
+	f.StringVar(&reason, "reason", "", "only records with this reason: malformed, invalid_event, too_large, unknown_type, schema_invalid, delivery_failed, delivery_rejected")
 	f.StringVar(&rule, "rule", "", "only failed deliveries of this rule")
 	f.DurationVar(&since, "since", 0, "only records from this past window, e.g. 1h (default: all)")
 	f.IntVarP(&limit, "count", "n", 20, "show at most this many, the most recent")
@@ -141,8 +150,9 @@ func createReader(ctx context.Context, js jetstream.JetStream, stream string, cf
 	}
 }
 
-// readDLQ returns the last limit records matching filter, oldest first.
-func readDLQ(ctx context.Context, g *globals, filter string, since time.Duration, limit int) ([]dlqEntry, error) {
+// readDLQ returns the last limit records matching filter (and reason, when set), oldest
+// first.
+func readDLQ(ctx context.Context, g *globals, filter, reason string, since time.Duration, limit int) ([]dlqEntry, error) {
 	nc, js, err := g.jetStream("dlq")
 	if err != nil {
 		return nil, err
@@ -178,6 +188,9 @@ func readDLQ(ctx context.Context, g *globals, filter string, since time.Duration
 			rec, err := dlq.Parse(m.Headers(), m.Data())
 			if err != nil {
 				fmt.Fprintf(g.stderr, "DLQ #%d: %v\n", md.Sequence.Stream, err)
+				continue
+			}
+			if reason != "" && rec.Reason != reason {
 				continue
 			}
 			if len(ring) == limit {

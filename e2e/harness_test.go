@@ -95,8 +95,23 @@ func startServer(t *testing.T, dataDir string, extra ...string) *serverProc {
 // launchServer starts `jetmesh server` over dataDir on fresh ports without waiting.
 func launchServer(t *testing.T, dataDir string, extra ...string) *serverProc {
 	t.Helper()
+	return launchServerOn(t, dataDir, freeAddr(t), freeAddr(t), extra...)
+}
+
+// restart starts s again on the same data directory and addresses (after kill), so
+// clients that reconnect find it, and waits for it to be ready.
+func (s *serverProc) restart(extra ...string) *serverProc {
+	s.t.Helper()
+	n := launchServerOn(s.t, s.dataDir, s.natsAddr, s.httpAddr, extra...)
+	n.waitReady(20 * time.Second)
+	return n
+}
+
+// launchServerOn starts `jetmesh server` over dataDir on the given addresses.
+func launchServerOn(t *testing.T, dataDir, natsAddr, httpAddr string, extra ...string) *serverProc {
+	t.Helper()
 	s := &serverProc{t: t, log: &lockedBuffer{}, done: make(chan error, 1), dataDir: dataDir,
-		natsAddr: freeAddr(t), httpAddr: freeAddr(t)}
+		natsAddr: natsAddr, httpAddr: httpAddr}
 	args := append([]string{"server", "--data", dataDir, "--nats", s.natsAddr, "--http", s.httpAddr}, extra...)
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log

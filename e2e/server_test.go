@@ -94,7 +94,12 @@ func readStream(t *testing.T, natsURL, stream string) []jetstream.Msg {
 	}
 	var out []jetstream.Msg
 	for len(out) > 0 && mustSeq(t, out[len(out)-1]) < last || len(out) == 0 && last > 0 {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		// Ask for no more than remain, or Fetch waits out its deadline for the rest.
+		remain := last
+		if len(out) > 0 {
+			remain = last - mustSeq(t, out[len(out)-1])
+		}
+		batch, err := cons.Fetch(int(min(remain, 1000)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatalf("fetching %s after %d of %d: %v", stream, len(out), last, err)
 		}

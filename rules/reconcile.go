@@ -23,10 +23,15 @@ const (
 	MetaStart = "jetmesh-rule-start"
 )
 
-// AckWait is how long a delivered event may stay unacknowledged before JetStream hands it
-// out again. Deliverers signal progress while a slow handler works, so it stays short: a
-// crashed sidecar's events are redelivered within it.
-const AckWait = 30 * time.Second
+// AckWaitMargin is added to a rule's timeout to make its consumer's ack wait: how long a
+// delivered event may stay unacknowledged before JetStream hands it out again. A live
+// deliverer answers within the timeout (and signals progress meanwhile), so the ack wait
+// only ever expires for a crashed or cut-off sidecar, whose events are then redelivered
+// after the rule's timeout plus this margin.
+const AckWaitMargin = 5 * time.Second
+
+// AckWait is the ack wait of a rule's consumer.
+func AckWait(r Rule) time.Duration { return r.Delivery.Timeout.Std() + AckWaitMargin }
 
 // ConsumerConfig is the durable consumer of a rule on EVENTS: explicit acks, the
 // narrowest filter subjects the pattern allows, at most maxConcurrency (1 when ordered)
@@ -43,7 +48,7 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 		Description:    "jetmesh rule " + r.Name + " → " + r.Target.Service + r.Target.Path,
 		FilterSubjects: p.FilterSubjects(),
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        AckWait,
+		AckWait:        AckWait(r),
 		MaxDeliver:     -1,
 		MaxAckPending:  r.Delivery.MaxConcurrency,
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
