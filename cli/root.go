@@ -115,6 +115,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newSchemasCmd(g),
 		newRulesCmd(g),
 		newSidecarCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }

@@ -32,6 +32,7 @@ type Deliverer struct {
 	target   Target
 	log      *slog.Logger
 	metrics  *Metrics
+	m        ruleMetrics
 	gate     *Gate
 	origin   string
 	abort    context.Context
@@ -74,11 +75,7 @@ func New(js jetstream.JetStream, rule rules.Rule, target Target, log *slog.Logge
 	for _, o := range opts {
 		o(d)
 	}
-	if d.metrics != nil {
-		// Series that exist from the start make rate() and alerts work before the first event.
-		d.metrics.dlqFail.WithLabelValues(rule.Name)
-		d.metrics.inFlight.WithLabelValues(rule.Name)
-	}
+	d.m = d.metrics.forRule(rule.Name)
 	return d, nil
 }
 
@@ -216,15 +213,11 @@ func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(d.abort, d.rule.Delivery.Timeout.Std())
 	stopKeepAlive := keepAlive(msg, ackWait/3)
-	if d.metrics != nil {
-		d.metrics.inFlight.WithLabelValues(d.rule.Name).Inc()
-	}
+	d.m.inFlight.Inc()
 	began := time.Now()
 	res := d.target.Send(ctx, header, msg.Data())
-	if d.metrics != nil {
-		d.metrics.duration.WithLabelValues(d.rule.Name).Observe(time.Since(began).Seconds())
-		d.metrics.inFlight.WithLabelValues(d.rule.Name).Dec()
-	}
+	d.m.duration.Observe(time.Since(began).Seconds())
+	d.m.inFlight.Dec()
 	stopKeepAlive()
 	cancel()
 
@@ -292,9 +285,7 @@ func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, re
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := d.js.PublishMsg(ctx, rec.Msg()); err != nil {
-		if d.metrics != nil {
-			d.metrics.dlqFail.WithLabelValues(d.rule.Name).Inc()
-		}
+		d.m.dlqFail.Inc()
 		d.log.Error("writing the DLQ record failed; the event stays for redelivery", "error", err)
 		_ = msg.NakWithDelay(d.retryDelay(attempt, 0))
 		return
@@ -327,8 +318,8 @@ func (d *Deliverer) retryDelay(attempt int, asked time.Duration) time.Duration {
 }
 
 func (d *Deliverer) count(result string) {
-	if d.metrics != nil {
-		d.metrics.results.WithLabelValues(d.rule.Name, result).Inc()
+	if c := d.m.results[result]; c != nil {
+		c.Inc()
 	}
 }
 

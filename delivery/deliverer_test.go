@@ -26,7 +26,9 @@ type fixture struct {
 	js jetstream.JetStream
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T) *fixture { return setupB(t) }
+
+func setupB(t testing.TB) *fixture {
 	t.Helper()
 	_, js := natstest.JetStream(t, natstest.RunServer(t))
 	if err := bus.EnsureStreams(context.Background(), js, bus.DefaultStreamsConfig()); err != nil {
@@ -37,7 +39,13 @@ func setup(t *testing.T) *fixture {
 
 // rule parses a rule and creates its consumer the way the server's reconciler does;
 // tune adjusts the consumer config first (a shorter ack wait, for instance).
+func (f *fixture) ruleB(t testing.TB, yaml string) rules.Rule { return f.ruleTB(t, yaml, nil) }
+
 func (f *fixture) rule(t *testing.T, yaml string, tune func(*jetstream.ConsumerConfig)) rules.Rule {
+	return f.ruleTB(t, yaml, tune)
+}
+
+func (f *fixture) ruleTB(t testing.TB, yaml string, tune func(*jetstream.ConsumerConfig)) rules.Rule {
 	t.Helper()
 	rs, err := rules.ParseFile("rule.yaml", []byte(yaml))
 	if err != nil {

@@ -58,3 +58,35 @@ func (m *Metrics) Forget(rule string) {
 	m.inFlight.DeleteLabelValues(rule)
 	m.dlqFail.DeleteLabelValues(rule)
 }
+
+// ruleMetrics are one rule's series, looked up once rather than per event. Without
+// Metrics they count into unregistered throwaway collectors.
+type ruleMetrics struct {
+	results  map[string]prometheus.Counter
+	duration prometheus.Observer
+	inFlight prometheus.Gauge
+	dlqFail  prometheus.Counter
+}
+
+var allResults = []string{resultDelivered, resultRetried, resultDeadLettered, resultDropped, resultFiltered, resultReleased}
+
+func (m *Metrics) forRule(rule string) ruleMetrics {
+	if m == nil {
+		m = &Metrics{ // unregistered: counts nobody reads
+			results:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "unused"}, []string{"rule", "result"}),
+			duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "unused"}, []string{"rule"}),
+			inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "unused"}, []string{"rule"}),
+			dlqFail:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "unused"}, []string{"rule"}),
+		}
+	}
+	rm := ruleMetrics{
+		results:  make(map[string]prometheus.Counter, len(allResults)),
+		duration: m.duration.WithLabelValues(rule),
+		inFlight: m.inFlight.WithLabelValues(rule),
+		dlqFail:  m.dlqFail.WithLabelValues(rule),
+	}
+	for _, r := range allResults {
+		rm.results[r] = m.results.WithLabelValues(rule, r)
+	}
+	return rm
+}

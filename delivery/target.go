@@ -11,8 +11,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jetmesh/jetmesh/internal/clip"
@@ -69,10 +71,15 @@ const maxAnswerBytes = 4 << 10
 // beyond it closing the connection is cheaper.
 const maxDiscardBytes = 64 << 10
 
-// HTTPTarget POSTs events to URL in CloudEvents HTTP binary mode.
+// HTTPTarget POSTs events to URL in CloudEvents HTTP binary mode. Set URL and Client
+// before the first Send and leave them alone after.
 type HTTPTarget struct {
 	URL    string
 	Client *http.Client
+
+	once   sync.Once
+	parsed *url.URL
+	bad    error
 }
 
 var _ Target = (*HTTPTarget)(nil)
@@ -89,9 +96,20 @@ func NewHTTPClient(conns int) *http.Client {
 
 // Send implements Target.
 func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data []byte) Result {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(data))
-	if err != nil {
-		return Result{Outcome: Reject, Error: "building the request: " + err.Error()}
+	// The URL is parsed once, not per event: http.NewRequest would parse it every time.
+	t.once.Do(func() { t.parsed, t.bad = url.Parse(t.URL) })
+	if t.bad != nil {
+		return Result{Outcome: Reject, Error: "target URL: " + t.bad.Error()}
+	}
+	req := (&http.Request{
+		Method: http.MethodPost, URL: t.parsed, Host: t.parsed.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, len(header)+2), ContentLength: int64(len(data)),
+		Body: io.NopCloser(bytes.NewReader(data)),
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+	}).WithContext(ctx)
+	if len(data) == 0 {
+		req.Body, req.GetBody = http.NoBody, nil
 	}
 	SetBinaryHeaders(req.Header, header)
 	resp, err := t.Client.Do(req)
@@ -201,7 +219,11 @@ func SetBinaryHeaders(dst http.Header, stored map[string][]string) {
 		case lk == "ce-tracestate":
 			dst["Tracestate"] = []string{vs[0]}
 		case strings.HasPrefix(lk, "ce-"):
-			dst[http.CanonicalHeaderKey(lk)] = []string{percentEncode(vs[0])}
+			name, ok := canonicalAttr[lk]
+			if !ok {
+				name = http.CanonicalHeaderKey(lk)
+			}
+			dst[name] = []string{percentEncode(vs[0])}
 		case lk == "content-type":
 			dst["Content-Type"] = []string{vs[0]}
 		}
@@ -209,6 +231,12 @@ func SetBinaryHeaders(dst http.Header, stored map[string][]string) {
 	if !traced {
 		dst["Traceparent"] = []string{NewTraceparent()}
 	}
+}
+
+// canonicalAttr spares canonicalising the usual attribute headers for every event.
+var canonicalAttr = map[string]string{
+	"ce-id": "Ce-Id", "ce-source": "Ce-Source", "ce-type": "Ce-Type", "ce-specversion": "Ce-Specversion",
+	"ce-time": "Ce-Time", "ce-subject": "Ce-Subject", "ce-dataschema": "Ce-Dataschema",
 }
 
 // percentEncode escapes what the CloudEvents HTTP binding says a header value cannot carry

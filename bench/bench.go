@@ -1,0 +1,608 @@
+// Package bench measures jetmesh end to end (publish through the ingress, deliver through
+// a sidecar to an HTTP handler) and, in the same process and run, the two raw baselines it
+// is built from: JetStream publish + consume, and plain HTTP POSTs over loopback. Each is
+// measured at full speed (throughput) and at a fixed rate (latency), so the ratios say
+// what jetmesh costs on this machine.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetmesh/jetmesh/rules"
+	"github.com/jetmesh/jetmesh/schemas"
+	"github.com/jetmesh/jetmesh/server"
+	"github.com/jetmesh/jetmesh/sidecar"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config shapes a benchmark run.
+type Config struct {
+	// Events is how many events each full-speed measurement sends.
+	Events int `json:"events"`
+	// Rate is the event rate of the fixed-rate measurements, per second.
+	Rate int `json:"rate"`
+	// Duration is how long each fixed-rate measurement sends.
+	Duration time.Duration `json:"duration"`
+	// Concurrency is the rule's maxConcurrency, and the raw HTTP baseline's client count.
+	Concurrency int `json:"concurrency"`
+	// Publishers send concurrently at full speed, each Batch events per request.
+	Publishers int `json:"publishers"`
+	Batch      int `json:"batch"`
+	// DataDir holds the embedded server's store; empty means a temporary directory.
+	DataDir string `json:"-"`
+	// Progress receives a line per measurement; nil for none.
+	Progress io.Writer `json:"-"`
+}
+
+// DefaultConfig: 20,000 events at full speed, 2,000 events/s for 5 s, concurrency 64, four
+// publishers of 100-event batches.
+func DefaultConfig() Config {
+	return Config{Events: 20000, Rate: 2000, Duration: 5 * time.Second, Concurrency: 64, Publishers: 4, Batch: 100}
+}
+
+// ErrConfig marks an invalid configuration.
+var ErrConfig = errors.New("invalid bench configuration")
+
+// Validate names every problem.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Events < 100 || c.Events > 10_000_000 {
+		errs = append(errs, fmt.Errorf("--events must be between 100 and 10000000, got %d", c.Events))
+	}
+	if c.Rate < 1 || c.Rate > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--rate must be between 1 and 1000000, got %d", c.Rate))
+	}
+	if c.Duration < 100*time.Millisecond || c.Duration > time.Hour {
+		errs = append(errs, fmt.Errorf("--duration must be between 100ms and 1h, got %s", c.Duration))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 10000 {
+		errs = append(errs, fmt.Errorf("--concurrency must be between 1 and 10000, got %d", c.Concurrency))
+	}
+	if c.Publishers < 1 || c.Publishers > 256 {
+		errs = append(errs, fmt.Errorf("--publishers must be between 1 and 256, got %d", c.Publishers))
+	}
+	if c.Batch < 1 || c.Batch > 1000 {
+		errs = append(errs, fmt.Errorf("--batch must be between 1 and 1000, got %d", c.Batch))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// Result is one measurement.
+type Result struct {
+	// Path is what was measured: jetmesh, jetstream or http.
+	Path string `json:"path"`
+	// Mode is "full" (as fast as possible) or "fixed" (at Config.Rate).
+	Mode string `json:"mode"`
+	// Events is how many events arrived; Seconds is from the first send to the last arrival.
+	Events       int     `json:"events"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"eventsPerSec"`
+	// Latencies from send (the scheduled send time at a fixed rate) to arrival at the
+	// handler (or consumer), in milliseconds.
+	P50  float64 `json:"p50Ms"`
+	P99  float64 `json:"p99Ms"`
+	P999 float64 `json:"p999Ms"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Config  Config   `json:"config"`
+	CPUs    int      `json:"cpus"`
+	Go      string   `json:"go"`
+	Results []Result `json:"results"`
+	// Ratios compare jetmesh to each baseline: throughput ratios at full speed (jetmesh ÷
+	// baseline, higher is better) and p99 ratios at a fixed rate (jetmesh ÷ baseline).
+	Ratios map[string]float64 `json:"ratios"`
+}
+
+// Find returns the result of path and mode.
+func (r *Report) Find(path, mode string) (Result, bool) {
+	for _, x := range r.Results {
+		if x.Path == path && x.Mode == mode {
+			return x, true
+		}
+	}
+	return Result{}, false
+}
+
+// Paths measured, in order.
+const (
+	PathJetmesh   = "jetmesh"
+	PathJetStream = "jetstream"
+	PathHTTP      = "http"
+	ModeFull      = "full"
+	ModeFixed     = "fixed"
+)
+
+// Run starts an embedded jetmesh server, a sidecar and an HTTP sink in this process and
+// measures the three paths, each at full speed and at the fixed rate.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "jetmesh-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	}
+	env, err := setUp(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer env.close()
+
+	rep := &Report{Config: cfg, CPUs: runtime.NumCPU(), Go: runtime.Version(), Ratios: map[string]float64{}}
+	fixedEvents := int(float64(cfg.Rate) * cfg.Duration.Seconds())
+	steps := []struct {
+		path, mode string
+		run        func(context.Context, *measure) error
+		n          int
+	}{
+		{PathHTTP, ModeFull, env.httpFull, cfg.Events},
+		{PathHTTP, ModeFixed, env.httpFixed, fixedEvents},
+		{PathJetStream, ModeFull, env.jetstreamFull, cfg.Events},
+		{PathJetStream, ModeFixed, env.jetstreamFixed, fixedEvents},
+		{PathJetmesh, ModeFull, env.jetmeshFull, cfg.Events},
+		{PathJetmesh, ModeFixed, env.jetmeshFixed, fixedEvents},
+	}
+	for _, s := range steps {
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "measuring %s at %s (%d events)...\n", s.path, modeText(s.mode, cfg.Rate), s.n)
+		}
+		m := env.sink.start(s.path+"-"+s.mode, s.n)
+		if err := s.run(ctx, m); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", s.path, s.mode, err)
+		}
+		res, err := m.wait(ctx, 30*time.Second+time.Duration(s.n)*time.Millisecond)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", s.path, s.mode, err)
+		}
+		res.Path, res.Mode = s.path, s.mode
+		rep.Results = append(rep.Results, res)
+	}
+	ratio := func(name string, a, b float64) {
+		if b > 0 {
+			rep.Ratios[name] = a / b
+		}
+	}
+	jf, _ := rep.Find(PathJetmesh, ModeFull)
+	hf, _ := rep.Find(PathHTTP, ModeFull)
+	sf, _ := rep.Find(PathJetStream, ModeFull)
+	jx, _ := rep.Find(PathJetmesh, ModeFixed)
+	hx, _ := rep.Find(PathHTTP, ModeFixed)
+	sx, _ := rep.Find(PathJetStream, ModeFixed)
+	ratio("throughputVsHTTP", jf.EventsPerSec, hf.EventsPerSec)
+	ratio("throughputVsJetStream", jf.EventsPerSec, sf.EventsPerSec)
+	ratio("p99VsHTTP", jx.P99, hx.P99)
+	ratio("p99VsJetStream", jx.P99, sx.P99)
+	return rep, nil
+}
+
+func modeText(mode string, rate int) string {
+	if mode == ModeFull {
+		return "full speed"
+	}
+	return fmt.Sprintf("%d events/s", rate)
+}
+
+// env is everything a run measures through.
+type env struct {
+	cfg       Config
+	stop      func()
+	srv       *server.Server
+	sink      *sink
+	sinkURL   string
+	ingestURL string
+	client    *http.Client
+	nc        *nats.Conn
+	js        jetstream.JetStream
+}
+
+const benchType = "bench.tick"
+
+// benchSchema is the schema of the benchmark's events, so the ingress validates them the
+// way it validates production traffic.
+const benchSchema = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+"required":["n"],"properties":{"n":{"type":"integer","minimum":0}},"additionalProperties":false}`
+
+func setUp(ctx context.Context, cfg Config) (*env, error) {
+	quiet := slog.New(slog.DiscardHandler)
+	scfg := server.DefaultConfig()
+	scfg.DataDir, scfg.NATSAddr, scfg.HTTPAddr = cfg.DataDir, "127.0.0.1:0", "127.0.0.1:0"
+	srv, err := server.New(scfg, quiet)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	e := &env{cfg: cfg, srv: srv}
+	e.stop = func() { cancel(); wg.Wait() }
+	serverErr := make(chan error, 1)
+	wg.Go(func() { serverErr <- srv.Run(runCtx) })
+	select {
+	case <-srv.Started():
+	case err := <-serverErr:
+		e.stop()
+		return nil, fmt.Errorf("starting the server: %w", err)
+	}
+	fail := func(err error) (*env, error) { e.close(); return nil, err }
+
+	e.sink = &sink{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	sinkSrv := &http.Server{Handler: e.sink}
+	wg.Go(func() { _ = sinkSrv.Serve(ln) })
+	wg.Go(func() { <-runCtx.Done(); _ = sinkSrv.Close() })
+	e.sinkURL = "http://" + ln.Addr().String()
+	e.ingestURL = "http://" + srv.HTTPAddr() + "/v1/events"
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 1024
+	e.client = &http.Client{Transport: tr}
+
+	if e.nc, err = nats.Connect(srv.NATSURL(), nats.Name("jetmesh bench")); err != nil {
+		return fail(err)
+	}
+	e.js, _ = jetstream.New(e.nc)
+	reg, err := schemas.OpenRegistry(ctx, e.js)
+	if err != nil {
+		return fail(err)
+	}
+	if err := reg.Push(ctx, []schemas.Document{{Type: benchType, Version: 1, Origin: "bench", Raw: []byte(benchSchema)}}); err != nil {
+		return fail(err)
+	}
+	store, err := rules.OpenStore(ctx, e.js)
+	if err != nil {
+		return fail(err)
+	}
+	rule := rules.Rule{Name: "bench", Pattern: []byte(`{"type":["` + benchType + `"]}`),
+		Target: rules.Target{Service: "bench", Path: "/"}, Delivery: rules.Delivery{MaxConcurrency: cfg.Concurrency}}
+	if _, err := store.Apply(ctx, []rules.Rule{rule}, false, false); err != nil {
+		return fail(err)
+	}
+	sc := sidecar.DefaultConfig()
+	sc.Service, sc.Handler, sc.Listen, sc.NATSURL = "bench", e.sinkURL, "127.0.0.1:0", srv.NATSURL()
+	side, err := sidecar.New(sc, quiet)
+	if err != nil {
+		return fail(err)
+	}
+	wg.Go(func() { _ = side.Run(runCtx) })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st := side.Status(); st.Ready && st.Rules["bench"] == "bound" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(errors.New("the sidecar did not bind the bench rule within 30s"))
+		}
+	}
+	// The schema is live once an event validates: wait for it rather than race the reload.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		m := e.sink.start("warm-up", 1)
+		if code, err := e.post(ctx, "application/cloudevents+json", structured("warm-up", 0, time.Now())); err == nil && code == 200 {
+			if _, err := m.wait(ctx, 10*time.Second); err != nil {
+				return fail(fmt.Errorf("warming up: %w", err))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(errors.New("the ingress did not accept the bench schema's events within 30s"))
+		}
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	e.stop()
+}
+
+func (e *env) post(ctx context.Context, contentType string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.ingestURL, strings.NewReader(string(body)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	res, err := e.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// structured renders one event; sentat carries the send time to the handler as an
+// extension attribute (ce-sentat).
+func structured(id string, n int, sent time.Time) []byte {
+	b := make([]byte, 0, 160)
+	b = append(b, `{"specversion":"1.0","id":"`...)
+	b = append(b, id...)
+	b = append(b, `","source":"/bench","type":"`+benchType+`","sentat":"`...)
+	b = strconv.AppendInt(b, sent.UnixNano(), 10)
+	b = append(b, `","data":{"n":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, `}}`...)
+}
+
+func (e *env) jetmeshFull(ctx context.Context, m *measure) error {
+	return spread(e.cfg.Events, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
+		now := time.Now()
+		batch := make([]byte, 0, (to-from)*160)
+		batch = append(batch, '[')
+		for i := from; i < to; i++ {
+			if i > from {
+				batch = append(batch, ',')
+			}
+			batch = append(batch, structured(m.name+"-"+strconv.Itoa(i), i, now)...)
+		}
+		batch = append(batch, ']')
+		code, err := e.post(ctx, "application/cloudevents-batch+json", batch)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("ingress answered %d", code)
+		}
+		return err
+	})
+}
+
+func (e *env) jetmeshFixed(ctx context.Context, m *measure) error {
+	return pace(ctx, e.cfg.Rate, m.want, 32, func(i int, due time.Time) error {
+		code, err := e.post(ctx, "application/cloudevents+json", structured(m.name+"-"+strconv.Itoa(i), i, due))
+		if err == nil && code != 200 {
+			err = fmt.Errorf("ingress answered %d", code)
+		}
+		return err
+	})
+}
+
+// rawStream is the baseline's stream: file storage like EVENTS, on the same server.
+const rawStream = "BENCHRAW"
+
+func (e *env) rawConsumer(ctx context.Context, m *measure) (jetstream.ConsumeContext, error) {
+	st, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"benchraw"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, err
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: e.cfg.Concurrency})
+	if err != nil {
+		return nil, err
+	}
+	return cons.Consume(func(msg jetstream.Msg) {
+		if sent, err := strconv.ParseInt(msg.Headers().Get("Sentat"), 10, 64); err == nil {
+			m.arrived(sent)
+		}
+		_ = msg.Ack()
+	}, jetstream.PullMaxMessages(e.cfg.Concurrency))
+}
+
+func (e *env) rawMsg(sent time.Time, n int) *nats.Msg {
+	msg := nats.NewMsg("benchraw")
+	msg.Header.Set("Sentat", strconv.FormatInt(sent.UnixNano(), 10))
+	msg.Data = []byte(`{"n":` + strconv.Itoa(n) + `}`)
+	return msg
+}
+
+func (e *env) jetstreamFull(ctx context.Context, m *measure) error {
+	cc, err := e.rawConsumer(ctx, m)
+	if err != nil {
+		return err
+	}
+	m.onDone(cc.Stop)
+	err = spread(e.cfg.Events, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
+		now := time.Now()
+		for i := from; i < to; i++ {
+			if _, err := e.js.PublishMsgAsync(e.rawMsg(now, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("JetStream did not acknowledge the publishes within 30s")
+	}
+}
+
+func (e *env) jetstreamFixed(ctx context.Context, m *measure) error {
+	cc, err := e.rawConsumer(ctx, m)
+	if err != nil {
+		return err
+	}
+	m.onDone(cc.Stop)
+	return pace(ctx, e.cfg.Rate, m.want, 1, func(i int, due time.Time) error {
+		_, err := e.js.PublishMsgAsync(e.rawMsg(due, i))
+		return err
+	})
+}
+
+func (e *env) sinkPost(ctx context.Context, sent time.Time, n int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.sinkURL, strings.NewReader(`{"n":`+strconv.Itoa(n)+`}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sentat", strconv.FormatInt(sent.UnixNano(), 10))
+	res, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return nil
+}
+
+func (e *env) httpFull(ctx context.Context, m *measure) error {
+	return spread(e.cfg.Events, e.cfg.Concurrency, 1, func(from, _ int) error {
+		return e.sinkPost(ctx, time.Now(), from)
+	})
+}
+
+func (e *env) httpFixed(ctx context.Context, m *measure) error {
+	return pace(ctx, e.cfg.Rate, m.want, e.cfg.Concurrency, func(i int, due time.Time) error {
+		return e.sinkPost(ctx, due, i)
+	})
+}
+
+// spread runs n items in chunks of size chunk over workers goroutines.
+func spread(n, workers, chunk int, do func(from, to int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				from := int(next.Add(int64(chunk))) - chunk
+				if from >= n {
+					return
+				}
+				if err := do(from, min(from+chunk, n)); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// pace sends n items at rate per second from workers goroutines. Latency is measured
+// from when each item was due (or handed out, when the pacer overslept), so falling
+// behind shows up in it (no coordinated omission).
+func pace(ctx context.Context, rate, n, workers int, send func(i int, due time.Time) error) error {
+	type item struct {
+		i   int
+		due time.Time
+	}
+	items := make(chan item, workers)
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for range workers {
+		wg.Go(func() {
+			for it := range items {
+				if err := send(it.i, it.due); err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+			}
+		})
+	}
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := 0; i < n && failed.Load() == nil && ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+			// The sleep overshoots by up to a timer tick; that lateness is the pacer's,
+			// not the system's, so the clock starts when the item is handed out. Time
+			// spent waiting for a free worker still counts.
+			due = time.Now()
+		}
+		items <- item{i, due}
+	}
+	close(items)
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		return *err
+	}
+	return ctx.Err()
+}
+
+// sink is the handler every path delivers to; it records the latency of each arrival
+// into the current measurement.
+type sink struct{ cur atomic.Pointer[measure] }
+
+func (s *sink) start(name string, want int) *measure {
+	m := &measure{name: name, want: want, lat: make([]int64, want), done: make(chan struct{}), began: time.Now().UnixNano()}
+	s.cur.Store(m)
+	return m
+}
+
+func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	v := r.Header.Get("Ce-Sentat")
+	if v == "" {
+		v = r.Header.Get("Sentat")
+	}
+	if sent, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if m := s.cur.Load(); m != nil {
+			m.arrived(sent)
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// measure collects one measurement's arrivals.
+type measure struct {
+	name    string
+	want    int
+	lat     []int64
+	n       atomic.Int64
+	last    atomic.Int64
+	began   int64
+	done    chan struct{}
+	cleanup []func()
+}
+
+func (m *measure) onDone(f func()) { m.cleanup = append(m.cleanup, f) }
+
+func (m *measure) arrived(sent int64) {
+	now := time.Now().UnixNano()
+	i := m.n.Add(1) - 1
+	if i >= int64(m.want) {
+		return // a redelivery after the measurement completed
+	}
+	m.lat[i] = now - sent
+	m.last.Store(now)
+	if i == int64(m.want)-1 {
+		close(m.done)
+	}
+}
+
+func (m *measure) wait(ctx context.Context, timeout time.Duration) (Result, error) {
+	defer func() {
+		for _, f := range m.cleanup {
+			f()
+		}
+	}()
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case <-time.After(timeout):
+		return Result{}, fmt.Errorf("only %d of %d events arrived within %s", min(m.n.Load(), int64(m.want)), m.want, timeout)
+	}
+	lat := slices.Clone(m.lat)
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
+	secs := float64(m.last.Load()-m.began) / 1e9
+	return Result{Events: m.want, Seconds: secs, EventsPerSec: float64(m.want) / secs, P50: q(0.50), P99: q(0.99), P999: q(0.999)}, nil
+}
