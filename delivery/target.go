@@ -105,7 +105,7 @@ func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data 
 		Method: http.MethodPost, URL: t.parsed, Host: t.parsed.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: make(http.Header, len(header)+2), ContentLength: int64(len(data)),
-		Body: io.NopCloser(bytes.NewReader(data)),
+		Body:    io.NopCloser(bytes.NewReader(data)),
 		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
 	}).WithContext(ctx)
 	if len(data) == 0 {
