@@ -200,7 +200,8 @@ func TestHelpTeaches(t *testing.T) {
 // TestQuickStart runs the README's quick start script exactly as a new user would.
 func TestQuickStart(t *testing.T) {
 	cmd := exec.Command("bash", "../scripts/demo.sh")
-	cmd.Env = append(os.Environ(), "JETMESH_DEMO_NATS="+freeAddr(t), "JETMESH_DEMO_HTTP="+freeAddr(t))
+	cmd.Env = append(os.Environ(), "JETMESH_DEMO_NATS="+freeAddr(t), "JETMESH_DEMO_HTTP="+freeAddr(t),
+		"JETMESH_DEMO_SERVICE="+freeAddr(t), "JETMESH_DEMO_SIDECAR="+freeAddr(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo.sh: %v\n%s", err, out)
@@ -208,9 +209,14 @@ func TestQuickStart(t *testing.T) {
 	for _, want := range []string{"jetmesh server ready", "ok: 4 types, 5 versions", "pushed 5 versions",
 		"orders.created id=", "payments.captured id=pay-1", "rejected (schema_invalid): data: does not match orders.created v2",
 		"rejected (unknown_type)", "rejected (invalid_event)", "(exit code 2)", "KV_mesh-schemas", "schema_invalid  nats",
-		"created   billing-big-orders", "billing-big-orders  billing  /orders    evt.orders.created     ready     1"} {
+		"created   billing-big-orders", "billing-big-orders  billing  /orders    evt.orders.created     ready     1",
+		"billing: orders.created", "order o-1, 120.00 EUR", "order o-3, 250.00 EUR", `"id":"o-3"`,
+		"billing-big-orders  billing  /orders    evt.orders.created     ready     0"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quick start output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(string(out), "order o-4") {
+		t.Errorf("the 9.00 EUR order reached billing, though its rule's pattern does not match:\n%s", out)
 	}
 }

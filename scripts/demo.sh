@@ -2,17 +2,24 @@
 # The README quick start in one command: build jetmesh, start a server on a throwaway data
 # directory, push the example schema catalog, apply the example rules, watch events with
 # `jetmesh tail`, publish over the CLI and over HTTP, show rejected events with their
-# reasons, the rules' backlog and the streams, and stop the server.
-# Ports: JETMESH_DEMO_NATS (default 127.0.0.1:4222), JETMESH_DEMO_HTTP (default 127.0.0.1:8080).
+# reasons, then start the example billing service with its sidecar and watch the waiting
+# event travel publish → rule → sidecar → handler, and stop everything.
+# Ports: JETMESH_DEMO_NATS (default 127.0.0.1:4222), JETMESH_DEMO_HTTP (127.0.0.1:8080),
+# JETMESH_DEMO_SERVICE (the billing service, 127.0.0.1:8081), JETMESH_DEMO_SIDECAR
+# (its sidecar, 127.0.0.1:3500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 nats_addr=${JETMESH_DEMO_NATS:-127.0.0.1:4222}
 http_addr=${JETMESH_DEMO_HTTP:-127.0.0.1:8080}
+service_addr=${JETMESH_DEMO_SERVICE:-127.0.0.1:8081}
+sidecar_addr=${JETMESH_DEMO_SIDECAR:-127.0.0.1:3500}
 work=$(mktemp -d)
-server_pid=""
+server_pid="" service_pid="" sidecar_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  for pid in $sidecar_pid $service_pid $server_pid; do
+    kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -21,6 +28,7 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 echo "building jetmesh..."
 go build -o "$work/jetmesh" ./cmd/jetmesh
+go build -o "$work/billing" ./examples/billing
 jm="$work/jetmesh"
 export JETMESH_SERVER="nats://$nats_addr"
 
@@ -75,7 +83,7 @@ step "jetmesh tail --all -n 2"
 wait "$tail_pid"
 cat "$work/tail.out"
 
-step "jetmesh rules ls   # PENDING: events waiting for each rule's service (the sidecar delivers them)"
+step "jetmesh rules ls   # PENDING: events waiting for each rule's service (its sidecar delivers them)"
 "$jm" rules ls
 
 step "jetmesh streams ls"
@@ -83,3 +91,50 @@ step "jetmesh streams ls"
 
 step "jetmesh dlq ls   # every rejected event, with the reason"
 "$jm" dlq ls
+
+step "go run ./examples/billing --listen $service_addr &   # the billing service: a plain HTTP handler"
+"$work/billing" --listen "$service_addr" > "$work/billing.out" 2>&1 &
+service_pid=$!
+
+step "jetmesh sidecar --service billing --handler http://$service_addr --app-health http://$service_addr/healthz --listen $sidecar_addr &"
+"$jm" sidecar --service billing --handler "http://$service_addr" --app-health "http://$service_addr/healthz" \
+  --app-health-interval 200ms --listen "$sidecar_addr" 2> "$work/sidecar.log" &
+sidecar_pid=$!
+for _ in $(seq 300); do
+  if command -v curl > /dev/null; then
+    curl -sf "http://$sidecar_addr/readyz" > /dev/null && break
+  else
+    grep -q 'delivering rule' "$work/sidecar.log" && break
+  fi
+  kill -0 "$sidecar_pid" 2>/dev/null || { cat "$work/sidecar.log"; exit 1; }
+  sleep 0.1
+done
+wait_for_billing() {
+  for _ in $(seq 100); do
+    [ "$(grep -c '^billing:' "$work/billing.out" || true)" -ge "$1" ] && return
+    sleep 0.1
+  done
+  echo "billing did not receive $1 events"; cat "$work/sidecar.log"; exit 1
+}
+wait_for_billing 1
+echo "(the order published earlier waited in its rule's consumer; the sidecar delivered it:)"
+grep '^billing:' "$work/billing.out"
+
+big='{"specversion":"1.0","id":"o-3","source":"/shop","type":"orders.created","data":{"orderId":"o-3","customerId":"c-9","total":{"cents":25000,"currency":"EUR"}}}'
+step "POST http://$sidecar_addr/v1/events   # a service publishes through its own sidecar, on localhost"
+if command -v curl > /dev/null; then
+  curl -sS -X POST "http://$sidecar_addr/v1/events" -H 'Content-Type: application/cloudevents+json' -d "$big"
+  echo
+else
+  "$jm" publish --type orders.created --source /shop --id o-3 --data '{"orderId":"o-3","customerId":"c-9","total":{"cents":25000,"currency":"EUR"}}'
+fi
+small='{"orderId":"o-4","customerId":"c-9","total":{"cents":900,"currency":"EUR"}}'
+step "jetmesh publish --type orders.created --data '$small'   # 9.00 EUR: the rule's pattern does not match"
+"$jm" publish --type orders.created --source /shop --data "$small"
+wait_for_billing 2
+sleep 0.3
+step "what the billing service printed"
+cat "$work/billing.out" | grep '^billing:'
+
+step "jetmesh rules ls   # billing has caught up; ledger has no sidecar running, so its event waits"
+"$jm" rules ls
