@@ -565,7 +565,8 @@ type measure struct {
 	name    string
 	want    int
 	lat     []int64
-	n       atomic.Int64
+	n       atomic.Int64 // slots claimed
+	filled  atomic.Int64 // slots written
 	last    atomic.Int64
 	began   int64
 	done    chan struct{}
@@ -582,7 +583,9 @@ func (m *measure) arrived(sent int64) {
 	}
 	m.lat[i] = now - sent
 	m.last.Store(now)
-	if i == int64(m.want)-1 {
+	// Done when every slot is written, not when the last one is claimed: a slot claimed
+	// earlier may still be being written.
+	if m.filled.Add(1) == int64(m.want) {
 		close(m.done)
 	}
 }

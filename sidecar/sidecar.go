@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
@@ -39,6 +40,8 @@ type Sidecar struct {
 
 	nc *nats.Conn
 	js jetstream.JetStream
+	// conn is nc for Status, which may be called from any goroutine at any time.
+	conn atomic.Pointer[nats.Conn]
 
 	mu      sync.Mutex
 	loaded  bool // the rules bucket was read at least once
@@ -123,6 +126,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		return err
 	}
 	s.nc, s.js = nc, js
+	s.conn.Store(nc)
 
 	httpSrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	httpDone := make(chan error, 1)
@@ -361,7 +365,8 @@ type Status struct {
 
 // Status reports readiness: connected, the rules read, every rule bound.
 func (s *Sidecar) Status() Status {
-	st := Status{Connected: s.nc != nil && s.nc.IsConnected(), Rules: map[string]string{}}
+	nc := s.conn.Load()
+	st := Status{Connected: nc != nil && nc.IsConnected(), Rules: map[string]string{}}
 	st.AppHealthy, _ = s.gate.State()
 	s.mu.Lock()
 	loaded := s.loaded
