@@ -183,6 +183,9 @@ func answerText(status int, body []byte) string {
 	return fmt.Sprintf("handler answered %d: %s", status, text)
 }
 
+// maxRetryAfter bounds what a handler can ask for; the rule's backoff max caps it further.
+const maxRetryAfter = 24 * time.Hour
+
 // retryAfter parses Retry-After: delay-seconds or an HTTP date.
 func retryAfter(header http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(header.Get("Retry-After"))
@@ -193,10 +196,10 @@ func retryAfter(header http.Header, now time.Time) time.Duration {
 		if secs <= 0 {
 			return 0
 		}
-		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

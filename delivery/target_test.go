@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -101,4 +102,36 @@ func TestFreshTraceparent(t *testing.T) {
 	if tp == delivery.NewTraceparent() {
 		t.Fatal("trace ids repeat")
 	}
+}
+
+// FuzzClassify: whatever a handler answers (status, Retry-After, content type, body), the
+// sidecar reaches a decision without panicking, and delays stay within a day.
+func FuzzClassify(f *testing.F) {
+	f.Add(200, "", "application/json", `{"status":"DROP"}`)
+	f.Add(503, "120", "", "")
+	f.Add(429, "Wed, 21 Oct 2026 07:28:00 GMT", "text/plain", "slow down")
+	f.Add(700, "-5", "application/cloudevents+json; charset=utf-8", `{"status":`)
+	f.Fuzz(func(t *testing.T, status int, retry, contentType, body string) {
+		h := http.Header{"Retry-After": {retry}, "Content-Type": {contentType}}
+		r := delivery.Classify(status, h, []byte(body), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+		if r.Outcome != delivery.Delivered && r.Outcome != delivery.Retry && r.Outcome != delivery.Reject {
+			t.Fatalf("outcome %v", r.Outcome)
+		}
+		if r.RetryAfter < 0 || r.RetryAfter > 24*time.Hour {
+			t.Fatalf("retry after %v", r.RetryAfter)
+		}
+		if r.Outcome != delivery.Delivered && r.Error == "" {
+			t.Fatal("a failure without a reason")
+		}
+	})
+}
+
+func ExampleClassify() {
+	for _, status := range []int{204, 503, 422} {
+		fmt.Println(status, delivery.Classify(status, http.Header{}, nil, time.Now()).Outcome)
+	}
+	// Output:
+	// 204 delivered
+	// 503 retry
+	// 422 reject
 }

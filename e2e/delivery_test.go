@@ -473,3 +473,42 @@ func TestServerKillNineDuringDelivery(t *testing.T) {
 	})
 	t.Logf("%d accepted events delivered after the restart (%d requests in all)", len(accepted), rec.total.Load())
 }
+
+// TestSidecarSIGTERMFinishesInFlight: SIGTERM while a slow handler holds requests: the
+// sidecar stops pulling, lets those requests finish, acknowledges them, and exits 0; a new
+// sidecar then delivers the rest, and nothing is delivered twice.
+func TestSidecarSIGTERMFinishesInFlight(t *testing.T) {
+	srv := startServer(t, t.TempDir(), anyType)
+	applyRules(t, srv, "name: slow\npattern: {type: [jobs.slow]}\ntarget: {service: worker}\ndelivery: {maxConcurrency: 4}\n")
+	rec, url := newRecorder(t)
+	rec.delay = 700 * time.Millisecond
+	var completed atomic.Int32
+	rec.answer = func(string, string, int) int { completed.Add(1); return 200 }
+	sc := startSidecar(t, srv, "worker", url, "--grace", "10s")
+	ids := publishEvents(t, srv, "slow", "jobs.slow", 20, func(i int) string { return fmt.Sprint(i) })
+	eventually(t, 10*time.Second, "4 requests in flight", func() bool { return rec.inFlight.Load() == 4 })
+	began := time.Now()
+	if err := sc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-sc.done:
+		if err != nil {
+			t.Fatalf("sidecar exit: %v\n%s", err, sc.log)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("sidecar still running 15s after SIGTERM\n%s", sc.log)
+	}
+	t.Logf("exited %v after SIGTERM, %d requests completed", time.Since(began), completed.Load())
+	if got := rec.total.Load(); got != int64(completed.Load()) || got < 4 {
+		t.Fatalf("%d requests received, %d completed: the sidecar did not let them finish", got, completed.Load())
+	}
+	startSidecar(t, srv, "worker", url)
+	eventually(t, 30*time.Second, "every event", func() bool { return rec.distinct() == len(ids) })
+	time.Sleep(time.Second)
+	for id, n := range rec.snapshot() {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}

@@ -63,8 +63,13 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 	return cfg, nil
 }
 
+// consumerLayout names how ConsumerConfig maps a rule; it goes into the hash, so a new
+// jetmesh that maps rules differently updates the consumers an older one made.
+// 2: ack wait derived from the rule's timeout.
+const consumerLayout = "2"
+
 func ruleHash(r Rule) string {
-	sum := sha256.Sum256(Encode(r))
+	sum := sha256.Sum256(append([]byte(consumerLayout+"\n"), Encode(r)...))
 	return hex.EncodeToString(sum[:8])
 }
 
