@@ -211,8 +211,14 @@ func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
 		d.count(resultFiltered)
 		return
 	}
-	ctx, cancel := context.WithTimeout(d.abort, d.rule.Delivery.Timeout.Std())
-	stopKeepAlive := keepAlive(msg, ackWait/3)
+	timeout := d.rule.Delivery.Timeout.Std()
+	ctx, cancel := context.WithTimeout(d.abort, timeout)
+	stopKeepAlive := func() {}
+	if timeout > ackWait-rules.AckWaitMargin {
+		// The consumer was not made by this jetmesh's reconciler (or was changed by hand):
+		// the request may outlast the ack wait, so keep telling JetStream it is alive.
+		stopKeepAlive = keepAlive(msg, ackWait/3)
+	}
 	d.m.inFlight.Inc()
 	began := time.Now()
 	res := d.target.Send(ctx, header, msg.Data())
@@ -268,6 +274,10 @@ func (d *Deliverer) matches(header map[string][]string, data []byte) bool {
 	return d.pattern.Match(ev)
 }
 
+// dlqWriteTimeout bounds a DLQ write; it stays under rules.AckWaitMargin so the event is
+// not redelivered while its record is being written.
+const dlqWriteTimeout = rules.AckWaitMargin - time.Second
+
 // deadLetter writes the DLQ record and only then terminates the event, so a crash in
 // between leaves a duplicate record at worst, never a lost event. A failed write is
 // retried like a failed delivery.
@@ -282,7 +292,9 @@ func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, re
 		Reason: reason, Error: res.Error, Rule: d.rule.Name, Attempts: attempt, LastStatus: res.Status,
 		Origin: d.origin, Header: msg.Headers(), Body: msg.Data(),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A fresh ack wait (at least the margin) covers the write, which is bounded below it.
+	_ = msg.InProgress()
+	ctx, cancel := context.WithTimeout(context.Background(), dlqWriteTimeout)
 	defer cancel()
 	if _, err := d.js.PublishMsg(ctx, rec.Msg()); err != nil {
 		d.m.dlqFail.Inc()
