@@ -139,41 +139,11 @@ func Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger, resync
 }
 
 // follow recompiles once per burst of changes, and when a periodic re-read finds contents
-// the watch did not deliver.
+// the watch did not deliver; a watch that ends is started again.
 func (l *Live) follow(ctx context.Context, js jetstream.JetStream, w *kvwatch.Watcher, last kvwatch.Snapshot, resync time.Duration) {
-	defer w.Stop()
-	changes := w.Changes(ctx)
-	tick := time.NewTicker(resync)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case snap, ok := <-changes:
-			if !ok {
-				if err := w.Err(); err != nil {
-					l.log.Error("schema registry watch ended; following it by periodic reads", "error", err)
-					changes = nil
-					continue
-				}
-				return
-			}
-			last = snap
-			l.compile(snap)
-		case <-tick.C:
-			fresh, err := kvwatch.Read(ctx, js, bus.SchemasBucket)
-			if err != nil {
-				if ctx.Err() == nil {
-					l.log.Warn("re-reading the schema registry failed", "error", err)
-				}
-				continue
-			}
-			if !kvwatch.Equal(fresh, last) {
-				l.log.Warn("the schema registry changed without the watch saying so; recompiling")
-				last = fresh
-				l.compile(fresh)
-			}
-		}
+	if err := w.Follow(ctx, last, resync, l.log, l.compile); err != nil {
+		l.log.Error("schema registry watch ended; restarting it", "error", err)
+		kvwatch.Keep(ctx, js, bus.SchemasBucket, resync, l.log, l.compile)
 	}
 }
 

@@ -165,53 +165,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 }
 
 // followRules keeps the running deliverers in line with the rules that target the
-// service: from a watch of the rules bucket, re-read every resync interval, and
-// restarted whenever the watch cannot be kept.
+// service, for as long as ctx lasts (see kvwatch.Keep).
 func (s *Sidecar) followRules(ctx context.Context) {
-	wait := time.Second
-	for ctx.Err() == nil {
-		w, snap, err := kvwatch.Start(ctx, s.js, bus.RulesBucket)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			s.log.Warn("reading the rules failed; retrying", "error", err, "retry", wait)
-			sleep(ctx, wait)
-			wait = min(2*wait, 10*time.Second)
-			continue
-		}
-		wait = time.Second
-		s.apply(ctx, snap)
-		s.follow(ctx, w, snap)
-	}
-}
-
-func (s *Sidecar) follow(ctx context.Context, w *kvwatch.Watcher, last kvwatch.Snapshot) {
-	defer w.Stop()
-	changes := w.Changes(ctx)
-	tick := time.NewTicker(resync)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case snap, ok := <-changes:
-			if !ok {
-				if err := w.Err(); err != nil {
-					s.log.Warn("the rules watch ended; restarting it", "error", err)
-				}
-				return
-			}
-			last = snap
-			s.apply(ctx, snap)
-		case <-tick.C:
-			fresh, err := kvwatch.Read(ctx, s.js, bus.RulesBucket)
-			if err == nil && !kvwatch.Equal(fresh, last) {
-				last = fresh
-				s.apply(ctx, fresh)
-			}
-		}
-	}
+	kvwatch.Keep(ctx, s.js, bus.RulesBucket, resync, s.log, func(snap kvwatch.Snapshot) { s.apply(ctx, snap) })
 }
 
 // apply starts, restarts and stops deliverers to match the rules in snap.

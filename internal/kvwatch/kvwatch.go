@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -20,7 +22,9 @@ type Snapshot map[string][]byte
 
 // Watcher follows one bucket. It is owned by one goroutine.
 type Watcher struct {
-	w jetstream.KeyWatcher
+	w      jetstream.KeyWatcher
+	js     jetstream.JetStream
+	bucket string
 	// life is the context given to Start: the client library ends the watch when it ends,
 	// which can close the updates before a context derived from it reports done.
 	life context.Context
@@ -41,7 +45,7 @@ func Start(ctx context.Context, js jetstream.JetStream, bucket string) (*Watcher
 	if err != nil {
 		return nil, nil, fmt.Errorf("watching %s: %w", bucket, err)
 	}
-	x := &Watcher{w: w, life: ctx, cur: Snapshot{}}
+	x := &Watcher{w: w, js: js, bucket: bucket, life: ctx, cur: Snapshot{}}
 	// Current values come first, then a nil entry.
 	for {
 		select {
@@ -145,6 +149,75 @@ func Read(ctx context.Context, js jetstream.JetStream, bucket string) (Snapshot,
 // Equal reports whether two snapshots hold the same keys and values.
 func Equal(a, b Snapshot) bool {
 	return maps.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
+}
+
+// Follow calls apply with the contents after every burst of changes, and every resync
+// interval reads the bucket afresh and calls apply when that differs from what it last
+// applied, starting from last (what the caller applied from Start). It stops the watch
+// and returns nil when ctx ends, or ErrClosed when the watch ended on its own.
+func (x *Watcher) Follow(ctx context.Context, last Snapshot, resync time.Duration, log *slog.Logger, apply func(Snapshot)) error {
+	defer x.Stop()
+	changes := x.Changes(ctx)
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case snap, ok := <-changes:
+			if !ok {
+				return x.Err()
+			}
+			last = snap
+			apply(snap)
+		case <-tick.C:
+			fresh, err := Read(ctx, x.js, x.bucket)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("re-reading a bucket failed", "bucket", x.bucket, "error", err)
+				}
+				continue
+			}
+			if !Equal(fresh, last) {
+				log.Warn("a bucket changed without its watch saying so; applying what was read", "bucket", x.bucket)
+				last = fresh
+				apply(fresh)
+			}
+		}
+	}
+}
+
+// Keep follows bucket until ctx ends: it starts a watch (retrying, 1s doubling to 10s,
+// while the bucket or the connection is not there), applies the current contents, follows
+// them, and starts over whenever the watch ends on its own.
+func Keep(ctx context.Context, js jetstream.JetStream, bucket string, resync time.Duration, log *slog.Logger, apply func(Snapshot)) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		w, snap, err := Start(ctx, js, bucket)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("watching a bucket failed; retrying", "bucket", bucket, "error", err, "retry", wait)
+			sleep(ctx, wait)
+			wait = min(2*wait, 10*time.Second)
+			continue
+		}
+		wait = time.Second
+		apply(snap)
+		if err := w.Follow(ctx, snap, resync, log, apply); err != nil {
+			log.Warn("a bucket watch ended; restarting it", "bucket", bucket, "error", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // Stop ends the watch.

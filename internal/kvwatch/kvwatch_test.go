@@ -3,6 +3,7 @@ package kvwatch_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -72,5 +73,39 @@ func TestClosedOnItsOwn(t *testing.T) {
 	}
 	if !errors.Is(w.Err(), kvwatch.ErrClosed) {
 		t.Errorf("Err = %v, want ErrClosed", w.Err())
+	}
+}
+
+// TestKeep: Keep waits for a bucket that does not exist yet, then applies its contents and
+// every change, until its context ends.
+func TestKeep(t *testing.T) {
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	applied := make(chan kvwatch.Snapshot, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kvwatch.Keep(ctx, js, "late", time.Hour, slog.New(slog.DiscardHandler), func(s kvwatch.Snapshot) { applied <- s })
+	}()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // Keep is retrying: the bucket is not there
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	want := kvwatch.Snapshot{"k": []byte("v")}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-applied:
+			if kvwatch.Equal(s, want) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the bucket's contents were never applied")
+		}
 	}
 }
