@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,25 +19,16 @@ import (
 
 // sidecarProc is a `jetmesh sidecar` process.
 type sidecarProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    *lockedBuffer
-	done   chan error
+	proc
 	listen string
 }
 
 // startSidecar runs `jetmesh sidecar` for service against srv and waits for /readyz.
 func startSidecar(t *testing.T, srv *serverProc, service, handler string, extra ...string) *sidecarProc {
 	t.Helper()
-	p := &sidecarProc{t: t, log: &lockedBuffer{}, done: make(chan error, 1), listen: freeAddr(t)}
-	args := append([]string{"sidecar", "--server", srv.natsURL(), "--service", service, "--handler", handler, "--listen", p.listen}, extra...)
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(p.kill)
+	listen := freeAddr(t)
+	args := append([]string{"sidecar", "--server", srv.natsURL(), "--service", service, "--handler", handler, "--listen", listen}, extra...)
+	p := &sidecarProc{proc: startProc(t, "sidecar", args...), listen: listen}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		res, err := http.Get("http://" + p.listen + "/readyz")
@@ -61,18 +51,6 @@ func startSidecar(t *testing.T, srv *serverProc, service, handler string, extra 
 			t.Fatalf("sidecar not ready in 20s:\n%s", p.log)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *sidecarProc) kill() {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.t.Error("sidecar did not die after SIGKILL")
 	}
 }
 

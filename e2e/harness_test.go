@@ -66,12 +66,45 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// proc is a running jetmesh process and its output.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan error
+}
+
+// startProc runs the jetmesh binary with args until the test ends.
+func startProc(t *testing.T, name string, args ...string) proc {
+	t.Helper()
+	p := proc{t: t, name: name, log: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p proc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Errorf("%s did not die after SIGKILL", p.name)
+	}
+}
+
 // serverProc is a `jetmesh server` process.
 type serverProc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	log      *lockedBuffer
-	done     chan error
+	proc
 	dataDir  string
 	natsAddr string
 	httpAddr string
@@ -110,17 +143,8 @@ func (s *serverProc) restart(extra ...string) *serverProc {
 // launchServerOn starts `jetmesh server` over dataDir on the given addresses.
 func launchServerOn(t *testing.T, dataDir, natsAddr, httpAddr string, extra ...string) *serverProc {
 	t.Helper()
-	s := &serverProc{t: t, log: &lockedBuffer{}, done: make(chan error, 1), dataDir: dataDir,
-		natsAddr: natsAddr, httpAddr: httpAddr}
-	args := append([]string{"server", "--data", dataDir, "--nats", s.natsAddr, "--http", s.httpAddr}, extra...)
-	s.cmd = exec.Command(binary, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() { s.kill() })
-	return s
+	args := append([]string{"server", "--data", dataDir, "--nats", natsAddr, "--http", httpAddr}, extra...)
+	return &serverProc{proc: startProc(t, "server", args...), dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr}
 }
 
 // waitReady waits until /readyz answers 200.
@@ -145,19 +169,6 @@ func (s *serverProc) waitReady(timeout time.Duration) {
 			t.Fatalf("server not ready in %s:\n%s", timeout, s.log)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (s *serverProc) kill() {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.t.Error("server did not die after SIGKILL")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/metricsdoc"
 	"github.com/jetmesh/jetmesh/internal/natstest"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/nats-io/nats.go"
@@ -264,12 +265,6 @@ func TestMetricsDocumented(t *testing.T) {
 			break
 		}
 	}
-	exported := map[string]bool{}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if name, ok := strings.CutPrefix(line, "# HELP jetmesh_"); ok {
-			exported["jetmesh_"+strings.Fields(name)[0]] = true
-		}
-	}
 	if !strings.Contains(string(raw), `jetmesh_ingress_entries_total{result="accepted",transport="http"} 1`) {
 		t.Errorf("the publish was not counted:\n%s", raw)
 	}
@@ -279,27 +274,7 @@ func TestMetricsDocumented(t *testing.T) {
 	if !strings.Contains(string(raw), `jetmesh_rule_pending{rule="metered"} 0`) || !strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 1`) {
 		t.Errorf("rule metrics missing:\n%s", raw)
 	}
-	doc, err := os.ReadFile("../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverPart, _, _ := strings.Cut(string(doc), "## Sidecar")
-	documented := map[string]bool{}
-	for _, line := range strings.Split(serverPart, "\n") {
-		if name, ok := strings.CutPrefix(line, "| `jetmesh_"); ok {
-			documented["jetmesh_"+name[:strings.IndexByte(name, '`')]] = true
-		}
-	}
-	for name := range exported {
-		if !documented[name] {
-			t.Errorf("%s is exported but not in docs/metrics.md", name)
-		}
-	}
-	for name := range documented {
-		if !exported[name] {
-			t.Errorf("%s is in docs/metrics.md but not exported", name)
-		}
-	}
+	metricsdoc.Check(t, string(raw), "../docs/metrics.md", "", "## Sidecar")
 }
 
 // TestControlPlaneForExternalNATS runs the server against an existing nats-server: it

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/metricsdoc"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/jetmesh/jetmesh/sidecar"
@@ -362,37 +362,7 @@ func TestMetricsDocumented(t *testing.T) {
 	res, _ = http.Get("http://" + sc.Addr() + "/metrics")
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	raw = string(body)
-	exported := map[string]bool{}
-	for _, line := range strings.Split(raw, "\n") {
-		if name, ok := strings.CutPrefix(line, "# HELP jetmesh_"); ok {
-			exported["jetmesh_"+strings.Fields(name)[0]] = true
-		}
-	}
-	doc, err := os.ReadFile("../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(doc), "## Sidecar")
-	if !ok {
-		t.Fatal("docs/metrics.md has no ## Sidecar section")
-	}
-	documented := map[string]bool{}
-	for _, line := range strings.Split(section, "\n") {
-		if name, ok := strings.CutPrefix(line, "| `jetmesh_"); ok {
-			documented["jetmesh_"+name[:strings.IndexByte(name, '`')]] = true
-		}
-	}
-	for name := range exported {
-		if !documented[name] {
-			t.Errorf("%s is exported but not in the sidecar section of docs/metrics.md", name)
-		}
-	}
-	for name := range documented {
-		if !exported[name] {
-			t.Errorf("%s is documented but not exported", name)
-		}
-	}
+	metricsdoc.Check(t, string(body), "../docs/metrics.md", "## Sidecar", "")
 }
 
 func lastMsg(b *bed, stream, subject string) (*jetstream.RawStreamMsg, error) {
