@@ -6,6 +6,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jetmesh/jetmesh/delivery"
+	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/jetmesh/jetmesh/server"
@@ -392,18 +395,26 @@ func (e *env) rawConsumer(ctx context.Context, m *measure) (jetstream.ConsumeCon
 		return nil, err
 	}
 	return cons.Consume(func(msg jetstream.Msg) {
-		if sent, err := strconv.ParseInt(msg.Headers().Get("Sentat"), 10, 64); err == nil {
+		if sent, err := strconv.ParseInt(msg.Headers().Get("ce-sentat"), 10, 64); err == nil {
 			m.arrived(sent)
 		}
 		_ = msg.Ack()
 	}, jetstream.PullMaxMessages(e.cfg.Concurrency))
 }
 
-func (e *env) rawMsg(sent time.Time, n int) *nats.Msg {
-	msg := nats.NewMsg("benchraw")
-	msg.Header.Set("Sentat", strconv.FormatInt(sent.UnixNano(), 10))
-	msg.Data = []byte(`{"n":` + strconv.Itoa(n) + `}`)
-	return msg
+// stored is the event the jetmesh path stores for event n, in its stored form (the ce-*
+// headers, Content-Type, Nats-Msg-Id; body = data). The baselines carry this very event,
+// so each compares the same bytes moved with and without jetmesh.
+func stored(name string, n int, sent time.Time) (map[string][]string, []byte) {
+	ev := event.Event{SpecVersion: "1.0", ID: name + "-" + strconv.Itoa(n), Source: "/bench", Type: benchType,
+		Extensions: map[string]string{"sentat": strconv.FormatInt(sent.UnixNano(), 10)},
+		Data:       []byte(`{"n":` + strconv.Itoa(n) + `}`)}
+	return ev.Header(), ev.Data
+}
+
+func (e *env) rawMsg(name string, sent time.Time, n int) *nats.Msg {
+	header, data := stored(name, n, sent)
+	return &nats.Msg{Subject: "benchraw", Header: header, Data: data}
 }
 
 func (e *env) jetstreamFull(ctx context.Context, m *measure) error {
@@ -415,7 +426,7 @@ func (e *env) jetstreamFull(ctx context.Context, m *measure) error {
 	err = spread(e.cfg.Events, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
 		now := time.Now()
 		for i := from; i < to; i++ {
-			if _, err := e.js.PublishMsgAsync(e.rawMsg(now, i)); err != nil {
+			if _, err := e.js.PublishMsgAsync(e.rawMsg(m.name, now, i)); err != nil {
 				return err
 			}
 		}
@@ -439,18 +450,20 @@ func (e *env) jetstreamFixed(ctx context.Context, m *measure) error {
 	}
 	m.onDone(cc.Stop)
 	return pace(ctx, e.cfg.Rate, m.want, 1, func(i int, due time.Time) error {
-		_, err := e.js.PublishMsgAsync(e.rawMsg(due, i))
+		_, err := e.js.PublishMsgAsync(e.rawMsg(m.name, due, i))
 		return err
 	})
 }
 
-func (e *env) sinkPost(ctx context.Context, sent time.Time, n int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.sinkURL, strings.NewReader(`{"n":`+strconv.Itoa(n)+`}`))
+// sinkPost sends the handler the request the sidecar would send for event n: the same
+// CloudEvents binary-mode headers and body.
+func (e *env) sinkPost(ctx context.Context, name string, sent time.Time, n int) error {
+	header, data := stored(name, n, sent)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.sinkURL, bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Sentat", strconv.FormatInt(sent.UnixNano(), 10))
+	delivery.SetBinaryHeaders(req.Header, header)
 	res, err := e.client.Do(req)
 	if err != nil {
 		return err
@@ -462,13 +475,13 @@ func (e *env) sinkPost(ctx context.Context, sent time.Time, n int) error {
 
 func (e *env) httpFull(ctx context.Context, m *measure) error {
 	return spread(e.cfg.Events, e.cfg.Concurrency, 1, func(from, _ int) error {
-		return e.sinkPost(ctx, time.Now(), from)
+		return e.sinkPost(ctx, m.name, time.Now(), from)
 	})
 }
 
 func (e *env) httpFixed(ctx context.Context, m *measure) error {
 	return pace(ctx, e.cfg.Rate, m.want, e.cfg.Concurrency, func(i int, due time.Time) error {
-		return e.sinkPost(ctx, due, i)
+		return e.sinkPost(ctx, m.name, due, i)
 	})
 }
 
@@ -549,9 +562,6 @@ func (s *sink) start(name string, want int) *measure {
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	v := r.Header.Get("Ce-Sentat")
-	if v == "" {
-		v = r.Header.Get("Sentat")
-	}
 	if sent, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if m := s.cur.Load(); m != nil {
 			m.arrived(sent)

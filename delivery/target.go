@@ -214,21 +214,27 @@ func SetBinaryHeaders(dst http.Header, stored map[string][]string) {
 		if len(vs) == 0 {
 			continue
 		}
+		// The stored value slices are shared, not copied, when they need no encoding:
+		// neither the request nor the message changes them.
 		lk := strings.ToLower(k)
 		switch {
 		case lk == "ce-traceparent":
-			dst["Traceparent"] = []string{vs[0]}
+			dst["Traceparent"] = vs[:1]
 			traced = true
 		case lk == "ce-tracestate":
-			dst["Tracestate"] = []string{vs[0]}
+			dst["Tracestate"] = vs[:1]
 		case strings.HasPrefix(lk, "ce-"):
 			name, ok := canonicalAttr[lk]
 			if !ok {
 				name = http.CanonicalHeaderKey(lk)
 			}
-			dst[name] = []string{percentEncode(vs[0])}
+			if v := percentEncode(vs[0]); v != vs[0] {
+				dst[name] = []string{v}
+			} else {
+				dst[name] = vs[:1]
+			}
 		case lk == "content-type":
-			dst["Content-Type"] = []string{vs[0]}
+			dst["Content-Type"] = vs[:1]
 		}
 	}
 	if !traced {
@@ -274,7 +280,13 @@ func percentEncode(s string) string {
 func NewTraceparent() string {
 	var id [24]byte
 	_, _ = rand.Read(id[:]) // crypto/rand never fails on supported platforms
-	return "00-" + hex.EncodeToString(id[:16]) + "-" + hex.EncodeToString(id[16:]) + "-01"
+	var b [55]byte          // 00-<32 hex>-<16 hex>-01
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], id[:16])
+	b[35] = '-'
+	hex.Encode(b[36:52], id[16:])
+	copy(b[52:], "-01")
+	return string(b[:])
 }
 
 // JoinURL appends a rule's target path to a handler's base URL.
