@@ -84,6 +84,7 @@ gives requests in flight --grace to finish, and exits.`,
 	f.StringVar(&cfg.AppHealth, "app-health", "", "URL probed with GET; delivery pauses while it does not answer 2xx")
 	f.Var(&cfg.HealthInterval, "app-health-interval", "time between probes of --app-health")
 	f.Var(&cfg.Grace, "grace", "how long requests in flight get to finish on SIGTERM")
+	f.IntVar(&cfg.MaxPublishInflight, "max-publish-inflight", cfg.MaxPublishInflight, "publish requests from the service worked on at once; more wait their turn")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

@@ -32,17 +32,22 @@ type Config struct {
 	NATSURL string
 	// MaxRequestBytes bounds one publish request's body.
 	MaxRequestBytes int
+	// MaxPublishInflight is how many publish requests are worked on at once; more wait
+	// their turn, so a burst from the service cannot grow the sidecar's memory beyond
+	// MaxPublishInflight × MaxRequestBytes.
+	MaxPublishInflight int
 }
 
 // DefaultConfig: listen on 127.0.0.1:3500, probe every 2s, 20s grace, 4 MiB publish
-// requests.
+// requests, 64 of them at once.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          "127.0.0.1:3500",
-		HealthInterval:  duration.Duration(2 * time.Second),
-		Grace:           duration.Duration(20 * time.Second),
-		NATSURL:         "nats://127.0.0.1:4222",
-		MaxRequestBytes: 4 << 20,
+		Listen:             "127.0.0.1:3500",
+		HealthInterval:     duration.Duration(2 * time.Second),
+		Grace:              duration.Duration(20 * time.Second),
+		NATSURL:            "nats://127.0.0.1:4222",
+		MaxRequestBytes:    4 << 20,
+		MaxPublishInflight: 64,
 	}
 }
 
@@ -80,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max request bytes must be at least 1024, got %d", c.MaxRequestBytes))
+	}
+	if c.MaxPublishInflight < 1 {
+		errs = append(errs, fmt.Errorf("--max-publish-inflight must be at least 1, got %d", c.MaxPublishInflight))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

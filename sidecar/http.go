@@ -48,6 +48,17 @@ func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST to publish events")
 		return
 	}
+	// The slot is taken before the body is read, so waiting requests hold no memory.
+	select {
+	case s.publishSlots <- struct{}{}:
+	case <-r.Context().Done():
+		return // the service gave up waiting; nobody reads an answer
+	}
+	s.gauges.publishInflight.Inc()
+	defer func() {
+		s.gauges.publishInflight.Dec()
+		<-s.publishSlots
+	}()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxRequestBytes)))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -37,6 +37,8 @@ type Sidecar struct {
 	gate    *delivery.Gate
 	client  *http.Client
 	ln      net.Listener
+	// publishSlots bounds the publish requests worked on at once.
+	publishSlots chan struct{}
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -58,9 +60,10 @@ type worker struct {
 }
 
 type sidecarGauges struct {
-	appHealthy prometheus.Gauge
-	rules      prometheus.Gauge
-	publish    *prometheus.CounterVec
+	appHealthy      prometheus.Gauge
+	rules           prometheus.Gauge
+	publish         *prometheus.CounterVec
+	publishInflight prometheus.Gauge
 }
 
 // New checks cfg and binds the listen address, so a port in use is reported at once.
@@ -76,10 +79,11 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Sidecar{
 		cfg: cfg, log: log.With("service", cfg.Service), reg: reg, ln: ln,
-		metrics: delivery.NewMetrics(reg),
-		gate:    delivery.NewGate(cfg.AppHealth == ""),
-		client:  delivery.NewHTTPClient(256),
-		running: map[string]*worker{},
+		metrics:      delivery.NewMetrics(reg),
+		gate:         delivery.NewGate(cfg.AppHealth == ""),
+		client:       delivery.NewHTTPClient(256),
+		running:      map[string]*worker{},
+		publishSlots: make(chan struct{}, cfg.MaxPublishInflight),
 		gauges: sidecarGauges{
 			appHealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_app_healthy", Help: "1 when the service's health probe passes (always 1 without --app-health); delivery pauses at 0."}),
 			rules:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_rules", Help: "Rules targeting this service that the sidecar delivers."}),
@@ -87,12 +91,16 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 				Name: "jetmesh_sidecar_publish_requests_total",
 				Help: "Publish requests from the service, by HTTP status returned.",
 			}, []string{"code"}),
+			publishInflight: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "jetmesh_sidecar_publish_inflight_requests",
+				Help: "Publish requests from the service being worked on now (bounded by --max-publish-inflight).",
+			}),
 		},
 	}
 	if cfg.AppHealth == "" {
 		s.gauges.appHealthy.Set(1)
 	}
-	reg.MustRegister(s.gauges.appHealthy, s.gauges.rules, s.gauges.publish)
+	reg.MustRegister(s.gauges.appHealthy, s.gauges.rules, s.gauges.publish, s.gauges.publishInflight)
 	return s, nil
 }
 

@@ -280,6 +280,65 @@ func TestPublishEndpoint(t *testing.T) {
 	}
 }
 
+// TestPublishInflightBound: with every publish slot taken, the next request waits (holding
+// no body) until one is free.
+func TestPublishInflightBound(t *testing.T) {
+	b := newBed(t)
+	_, url := newService(t)
+	cfg := config(b, url)
+	cfg.MaxPublishInflight = 1
+	sc := runSidecar(t, cfg)
+	base := "http://" + sc.Addr()
+	post := func(ctx context.Context, body io.Reader) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/events", body)
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	event := func(id string) string {
+		return `{"specversion":"1.0","id":"` + id + `","source":"/billing","type":"invoices.issued","data":{}}`
+	}
+
+	// The first request takes the slot and keeps it while its body trickles in.
+	pr, pw := io.Pipe()
+	first := make(chan int, 1)
+	go func() {
+		code, err := post(context.Background(), pr)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- code
+	}()
+	body := event("slow")
+	if _, err := pw.Write([]byte(body[:10])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow request to hold the slot", func() bool {
+		return strings.Contains(scrape(t, base), "jetmesh_sidecar_publish_inflight_requests 1")
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if code, err := post(ctx, strings.NewReader(event("waits"))); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a request beyond the bound was answered while the slot was held: %d %v", code, err)
+	}
+
+	if _, err := pw.Write([]byte(body[10:])); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-first; code != 200 {
+		t.Fatalf("slow request: %d", code)
+	}
+	if code, err := post(context.Background(), strings.NewReader(event("next"))); err != nil || code != 200 {
+		t.Fatalf("after the slot was freed: %d %v", code, err)
+	}
+}
+
 // TestAppHealthPauses: nothing is delivered before the first good probe or while the
 // probe fails, and no attempt is spent meanwhile.
 func TestAppHealthPauses(t *testing.T) {
@@ -324,6 +383,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad health", func(c *sidecar.Config) { c.AppHealth = "ftp://x" }, "--app-health"},
 		{"bad listen", func(c *sidecar.Config) { c.Listen = "3500" }, "--listen"},
 		{"tiny interval", func(c *sidecar.Config) { c.HealthInterval = duration.Duration(time.Millisecond) }, "at least 100ms"},
+		{"negative grace", func(c *sidecar.Config) { c.Grace = -1 }, "--grace"},
+		{"no publish slots", func(c *sidecar.Config) { c.MaxPublishInflight = 0 }, "--max-publish-inflight"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,23 +407,24 @@ func TestMetricsDocumented(t *testing.T) {
 	sc := runSidecar(t, config(b, url))
 	waitFor(t, "ready", func() bool { return readyz(t, sc).Ready })
 	b.publish(t, "m1", "orders.created", `{}`)
-	var raw string
+	base := "http://" + sc.Addr()
 	waitFor(t, "the delivery counted", func() bool {
-		res, err := http.Get("http://" + sc.Addr() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		raw = string(body)
-		return strings.Contains(raw, `jetmesh_delivery_results_total{result="delivered",rule="orders"} 1`)
+		return strings.Contains(scrape(t, base), `jetmesh_delivery_results_total{result="delivered",rule="orders"} 1`)
 	})
-	res, _ := http.Post("http://"+sc.Addr()+"/v1/events", "application/json", strings.NewReader(`{}`))
+	res, _ := http.Post(base+"/v1/events", "application/json", strings.NewReader(`{}`))
 	res.Body.Close()
-	res, _ = http.Get("http://" + sc.Addr() + "/metrics")
+	metricsdoc.Check(t, scrape(t, base), "../docs/metrics.md", "## Sidecar", "")
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	metricsdoc.Check(t, string(body), "../docs/metrics.md", "## Sidecar", "")
+	return string(body)
 }
 
 func lastMsg(b *bed, stream, subject string) (*jetstream.RawStreamMsg, error) {
