@@ -215,8 +215,8 @@ func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
 	ctx, cancel := context.WithTimeout(d.abort, timeout)
 	stopKeepAlive := func() {}
 	if timeout > ackWait-rules.AckWaitMargin {
-		// The consumer was not made by this jetmesh's reconciler (or was changed by hand):
-		// the request may outlast the ack wait, so keep telling JetStream it is alive.
+		// The request may outlast the ack wait (a timeout over rules.AckWaitCap, or a
+		// consumer changed by hand): keep telling JetStream it is alive.
 		stopKeepAlive = keepAlive(msg, ackWait/3)
 	}
 	d.m.inFlight.Inc()

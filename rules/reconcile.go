@@ -23,15 +23,22 @@ const (
 	MetaStart = "jetmesh-rule-start"
 )
 
-// AckWaitMargin is added to a rule's timeout to make its consumer's ack wait: how long a
-// delivered event may stay unacknowledged before JetStream hands it out again. A live
-// deliverer answers within the timeout (and signals progress meanwhile), so the ack wait
-// only ever expires for a crashed or cut-off sidecar, whose events are then redelivered
-// after the rule's timeout plus this margin.
+// AckWaitMargin is added to a rule's timeout (at most AckWaitCap of it) to make its
+// consumer's ack wait: how long a delivered event may stay unacknowledged before
+// JetStream hands it out again. A live deliverer settles an event within the timeout plus
+// less than this margin, so the ack wait only ever expires for a crashed or cut-off
+// sidecar.
 const AckWaitMargin = 5 * time.Second
 
+// AckWaitCap bounds the timeout's share of the ack wait. A rule whose timeout is longer
+// has its requests kept alive with progress signals instead, so a crashed sidecar's
+// events come back within AckWaitCap + AckWaitMargin however long the timeout is.
+const AckWaitCap = 30 * time.Second
+
 // AckWait is the ack wait of a rule's consumer.
-func AckWait(r Rule) time.Duration { return r.Delivery.Timeout.Std() + AckWaitMargin }
+func AckWait(r Rule) time.Duration {
+	return min(r.Delivery.Timeout.Std(), AckWaitCap) + AckWaitMargin
+}
 
 // ConsumerConfig is the durable consumer of a rule on EVENTS: explicit acks, the
 // narrowest filter subjects the pattern allows, at most maxConcurrency (1 when ordered)
@@ -65,8 +72,8 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 
 // consumerLayout names how ConsumerConfig maps a rule; it goes into the hash, so a new
 // jetmesh that maps rules differently updates the consumers an older one made.
-// 2: ack wait derived from the rule's timeout.
-const consumerLayout = "2"
+// 2: ack wait derived from the rule's timeout; 3: that share capped at AckWaitCap.
+const consumerLayout = "3"
 
 func ruleHash(r Rule) string {
 	sum := sha256.Sum256(append([]byte(consumerLayout+"\n"), Encode(r)...))

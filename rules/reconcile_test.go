@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/internal/natstest"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go/jetstream"
@@ -303,5 +304,21 @@ func TestStoreReapplyAfterDelete(t *testing.T) {
 	}
 	if err := store.Delete(ctx, "again"); !errors.Is(err, rules.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+// TestAckWait: the ack wait covers the timeout up to AckWaitCap, so crash redelivery never
+// waits longer than AckWaitCap + AckWaitMargin.
+func TestAckWait(t *testing.T) {
+	for _, tt := range []struct{ timeout, want time.Duration }{
+		{time.Second, 6 * time.Second},
+		{30 * time.Second, 35 * time.Second},
+		{31 * time.Second, 35 * time.Second},
+		{15 * time.Minute, 35 * time.Second},
+	} {
+		r := rules.Rule{Delivery: rules.Delivery{Timeout: duration.Duration(tt.timeout)}}
+		if got := rules.AckWait(r); got != tt.want {
+			t.Errorf("timeout %s: ack wait %s, want %s", tt.timeout, got, tt.want)
+		}
 	}
 }
