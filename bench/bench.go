@@ -381,6 +381,10 @@ func (e *env) jetmeshFixed(ctx context.Context, m *measure) error {
 	})
 }
 
+// stallWait lets the raw baseline's async publisher wait for acknowledgements when its
+// window is full, as a real publisher would, instead of failing after nats.go's 200ms.
+var stallWait = jetstream.WithStallWait(10 * time.Second)
+
 // rawStream is the baseline's stream: file storage like EVENTS, on the same server.
 const rawStream = "BENCHRAW"
 
@@ -426,7 +430,7 @@ func (e *env) jetstreamFull(ctx context.Context, m *measure) error {
 	err = spread(e.cfg.Events, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
 		now := time.Now()
 		for i := from; i < to; i++ {
-			if _, err := e.js.PublishMsgAsync(e.rawMsg(m.name, now, i)); err != nil {
+			if _, err := e.js.PublishMsgAsync(e.rawMsg(m.name, now, i), stallWait); err != nil {
 				return err
 			}
 		}
@@ -450,7 +454,7 @@ func (e *env) jetstreamFixed(ctx context.Context, m *measure) error {
 	}
 	m.onDone(cc.Stop)
 	return pace(ctx, e.cfg.Rate, m.want, 1, func(i int, due time.Time) error {
-		_, err := e.js.PublishMsgAsync(e.rawMsg(m.name, due, i))
+		_, err := e.js.PublishMsgAsync(e.rawMsg(m.name, due, i), stallWait)
 		return err
 	})
 }
