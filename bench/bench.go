@@ -1,8 +1,8 @@
 // Package bench measures jetmesh end to end (publish through the ingress, deliver through
 // a sidecar to an HTTP handler) and, in the same process and run, the two raw baselines it
-// is built from: JetStream publish + consume, and plain HTTP POSTs over loopback. Each is
-// measured at full speed (throughput) and at a fixed rate (latency), so the ratios say
-// what jetmesh costs on this machine.
+// is built from: JetStream publish + consume, and plain HTTP POSTs over loopback, both
+// carrying the same event. Each is measured at full speed (throughput) and at a fixed rate
+// (latency), so the ratios say what jetmesh costs on this machine.
 package bench
 
 import (

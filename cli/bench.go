@@ -25,6 +25,9 @@ func newBenchCmd(g *globals) *cobra.Command {
   jetstream  raw JetStream: async publish to a file stream, consume and ack
   http       raw HTTP: POST to the same handler over loopback
 
+All three carry the same event: the baselines send the very request the sidecar
+sends (CloudEvents binary mode) and store the very message the ingress stores.
+
 each at full speed (--events, for throughput) and at a fixed rate (--rate for
 --duration, for latency). Latency runs from the send (its scheduled time at a
 fixed rate, so falling behind counts) to the arrival at the handler or consumer.
