@@ -25,10 +25,11 @@ removed stops, a changed policy applies, with no restart.
 The handler's answer decides what happens:
   2xx                          delivered (acknowledged)
   404 408 409 425 429 5xx,
-  timeout, connection error     retried with the rule's backoff (Retry-After honoured),
+  timeout, connection reset     retried with the rule's backoff (Retry-After honoured),
                                 then dead-lettered (delivery_failed) after maxAttempts
   other 4xx                     dead-lettered at once (delivery_rejected)
   2xx {"status":"RETRY"|"DROP"} retry, or dead-letter at once
+  no connection (refused)       not an attempt: held and sent again for up to 30s
 
 Replicas of a service each run a sidecar with the same --service: they share each
 rule's consumer, so every event goes to one replica. A rule's maxConcurrency

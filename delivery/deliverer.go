@@ -37,6 +37,8 @@ type Deliverer struct {
 	origin   string
 	abort    context.Context
 	bound    atomic.Bool
+	// unreachable: the last send found no handler listening.
+	unreachable atomic.Bool
 }
 
 // Option tunes a Deliverer at construction.
@@ -146,11 +148,13 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	defer d.bound.Store(false)
 
 	_, gateChanged := d.gate.State()
-	stopping := make(chan struct{})
+	// stopping ends when pulling stops; events still held are then handed back.
+	stopping, endStopping := context.WithCancel(ctx)
+	defer endStopping()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			close(stopping)
+			endStopping()
 			iter.Drain() // buffered events still come out of Next, to be handed back
 		})
 	}
@@ -158,9 +162,8 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	go func() {
 		defer close(watched)
 		select {
-		case <-ctx.Done():
+		case <-stopping.Done():
 		case <-gateChanged:
-		case <-stopping:
 		}
 		stop()
 	}()
@@ -178,18 +181,16 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			break
 		}
-		select {
-		case <-stopping:
+		if stopping.Err() != nil {
 			d.release(msg)
 			<-sem
 			continue
-		default:
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			d.handle(msg, ackWait)
+			d.handle(stopping, msg, ackWait)
 		}()
 	}
 	stop()
@@ -199,8 +200,10 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	return failed
 }
 
-// handle makes one delivery attempt and settles the event.
-func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
+// handle makes one delivery attempt and settles the event. stopping ends when the
+// deliverer stops pulling: an event waiting for an unreachable handler is then handed
+// back rather than kept from the other replicas.
+func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait time.Duration) {
 	attempt := 1
 	if meta, err := msg.Metadata(); err == nil {
 		attempt = int(meta.NumDelivered)
@@ -211,31 +214,22 @@ func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
 		d.count(resultFiltered)
 		return
 	}
-	timeout := d.rule.Delivery.Timeout.Std()
-	ctx, cancel := context.WithTimeout(d.abort, timeout)
-	stopKeepAlive := func() {}
-	if timeout > ackWait-rules.AckWaitMargin {
-		// The request may outlast the ack wait (a timeout over rules.AckWaitCap, or a
-		// consumer changed by hand): keep telling JetStream it is alive.
-		stopKeepAlive = keepAlive(msg, ackWait/3)
+	res := d.send(msg, ackWait)
+	if res.Outcome == Unreachable {
+		res = d.holdUnreachable(stopping, msg, ackWait, res)
 	}
-	d.m.inFlight.Inc()
-	began := time.Now()
-	res := d.target.Send(ctx, header, msg.Data())
-	d.m.duration.Observe(time.Since(began).Seconds())
-	d.m.inFlight.Dec()
-	stopKeepAlive()
-	cancel()
-
-	if res.Outcome != Delivered && d.abort.Err() != nil {
-		d.release(msg) // cut short by shutdown: not the handler's failure
+	if (res.Outcome != Delivered && d.abort.Err() != nil) || (res.Outcome == Unreachable && stopping.Err() != nil) {
+		d.release(msg) // cut short by shutdown or pause: not the handler's failure
 		return
+	}
+	if res.Outcome != Unreachable {
+		d.reachable()
 	}
 	switch res.Outcome {
 	case Delivered:
 		_ = msg.Ack()
 		d.count(resultDelivered)
-	case Retry:
+	case Retry, Unreachable:
 		if attempt >= d.rule.Delivery.MaxAttempts {
 			d.deadLetter(msg, dlq.ReasonDeliveryFailed, attempt, res)
 			return
@@ -248,6 +242,73 @@ func (d *Deliverer) handle(msg jetstream.Msg, ackWait time.Duration) {
 		d.deadLetter(msg, dlq.ReasonDeliveryRejected, attempt, res)
 	}
 }
+
+// send makes one request, bounded by the rule's timeout and cut short by the abort context.
+func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration) Result {
+	timeout := d.rule.Delivery.Timeout.Std()
+	ctx, cancel := context.WithTimeout(d.abort, timeout)
+	defer cancel()
+	if timeout > ackWait-rules.AckWaitMargin {
+		// The request may outlast the ack wait (a timeout over rules.AckWaitCap, or a
+		// consumer changed by hand): keep telling JetStream it is alive.
+		defer keepAlive(msg, ackWait/3)()
+	}
+	d.m.inFlight.Inc()
+	defer d.m.inFlight.Dec()
+	began := time.Now()
+	res := d.target.Send(ctx, msg.Headers(), msg.Data())
+	if res.Outcome != Unreachable {
+		d.m.duration.Observe(time.Since(began).Seconds())
+	}
+	return res
+}
+
+// UnreachableHold is how long an event whose handler accepts no connection is kept and
+// sent again without spending an attempt: long enough to ride out a service restart,
+// short enough that a replica whose handler is up gets the event soon after. Past it
+// the event counts one attempt and backs off like any failure.
+const UnreachableHold = 30 * time.Second
+
+// holdUnreachable re-sends an event the handler never saw, with growing pauses, until
+// the handler answers, UnreachableHold passes or hold ends. The event's ack wait is
+// renewed before each send.
+func (d *Deliverer) holdUnreachable(hold context.Context, msg jetstream.Msg, ackWait time.Duration, res Result) Result {
+	if !d.unreachable.Swap(true) {
+		d.log.Warn("the handler accepts no connection; holding events and sending them again, no attempt spent", "error", res.Error, "hold", UnreachableHold)
+	}
+	deadline := time.Now().Add(UnreachableHold)
+	pause := 250 * time.Millisecond
+	for res.Outcome == Unreachable && time.Now().Before(deadline) {
+		d.count(resultUnreachable)
+		t := time.NewTimer(min(pause, time.Until(deadline)))
+		select {
+		case <-hold.Done():
+			t.Stop()
+			return res
+		case <-d.abort.Done():
+			t.Stop()
+			return res
+		case <-t.C:
+		}
+		pause = min(2*pause, 4*time.Second) // under the smallest ack wait, the margin
+		_ = msg.InProgress()
+		res = d.send(msg, ackWait)
+	}
+	if res.Outcome == Unreachable {
+		d.count(resultUnreachable)
+	}
+	return res
+}
+
+// reachable notes that the handler answered again.
+func (d *Deliverer) reachable() {
+	if d.unreachable.Load() && d.unreachable.Swap(false) {
+		d.log.Info("the handler accepts connections again")
+	}
+}
+
+// Unreachable reports whether the last send found no handler listening.
+func (d *Deliverer) Unreachable() bool { return d.unreachable.Load() }
 
 // matches evaluates the full pattern over the event's structured form, decoding data only
 // when the pattern reads it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -456,5 +457,99 @@ func TestRetryAfterHonoured(t *testing.T) {
 	waitFor(t, "the retry", func() bool { return second.Load() != 0 })
 	if gap := time.Duration(second.Load() - first.Load()); gap < 900*time.Millisecond {
 		t.Fatalf("retried after %v, Retry-After asked 1s", gap)
+	}
+}
+
+// deadAddr is a loopback address nothing listens on (until the test listens there).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func dlqMsgs(t *testing.T, f *fixture) uint64 {
+	t.Helper()
+	s, err := f.js.Stream(context.Background(), bus.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestUnreachableHandlerSpendsNoAttempt: while nothing listens at the handler's address
+// (a service restarting), events are held and sent again; with maxAttempts 1 a single
+// counted failure would dead-letter them, yet all arrive once the service listens.
+func TestUnreachableHandlerSpendsNoAttempt(t *testing.T) {
+	f := setup(t)
+	r := f.rule(t, `
+name: restarts
+pattern: {type: [jobs.queued]}
+target: {service: worker}
+delivery: {maxAttempts: 1}
+`, nil)
+	addr := deadAddr(t)
+	d := f.start(t, r, "http://"+addr)
+	for i := range 3 {
+		f.publish(t, "jobs.queued", fmt.Sprintf(`{"n":%d}`, i))
+	}
+	waitFor(t, "the handler to be found unreachable", d.Unreachable)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &handler{byID: map[string]int{}}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	waitFor(t, "every event delivered", func() bool { return h.distinct() == 3 })
+	waitFor(t, "every event settled", func() bool { return pendingOf(t, f, r) == 0 })
+	if n := dlqMsgs(t, f); n != 0 {
+		t.Fatalf("%d DLQ records: attempts were spent on a handler that never saw the events", n)
+	}
+	if len(h.requests()) != 3 || d.Unreachable() {
+		t.Fatalf("%d requests (want 3), unreachable %v", len(h.requests()), d.Unreachable())
+	}
+}
+
+// TestUnreachableHandedBackOnStop: a deliverer that stops while its handler is away hands
+// the events it holds back, for a replica whose handler is up.
+func TestUnreachableHandedBackOnStop(t *testing.T) {
+	f := setup(t)
+	r := f.rule(t, `
+name: handback
+pattern: {type: [jobs.queued]}
+target: {service: worker}
+`, nil)
+	target := &delivery.HTTPTarget{URL: "http://" + deadAddr(t), Client: delivery.NewHTTPClient(4)}
+	away, err := delivery.New(f.js, r, target, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = away.Run(ctx) }()
+	f.publish(t, "jobs.queued", `{"n":1}`)
+	f.publish(t, "jobs.queued", `{"n":2}`)
+	waitFor(t, "the handler to be found unreachable", away.Unreachable)
+	cancel()
+	<-done
+
+	h, url := newHandler(t, nil)
+	f.start(t, r, url)
+	waitFor(t, "both events at the replica whose handler is up", func() bool { return h.distinct() == 2 })
+	waitFor(t, "every event settled", func() bool { return pendingOf(t, f, r) == 0 })
+	if n := dlqMsgs(t, f); n != 0 {
+		t.Fatalf("%d DLQ records", n)
 	}
 }

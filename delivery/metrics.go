@@ -21,6 +21,7 @@ const (
 	resultDropped      = "dropped"
 	resultFiltered     = "filtered"
 	resultReleased     = "released"
+	resultUnreachable  = "unreachable"
 )
 
 // NewMetrics registers the delivery metrics with reg.
@@ -28,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetmesh_delivery_results_total",
-			Help: "Events handled per rule, by result: delivered, retried, dead_lettered, dropped (dead-lettering off), filtered (pattern did not match), released (handed back unattempted on pause or shutdown).",
+			Help: "Events handled per rule, by result: delivered, retried, dead_lettered, dropped (dead-lettering off), filtered (pattern did not match), released (handed back unattempted on pause or shutdown), unreachable (a send that found no handler listening; no attempt spent).",
 		}, []string{"rule", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jetmesh_delivery_request_seconds",
@@ -68,7 +69,7 @@ type ruleMetrics struct {
 	dlqFail  prometheus.Counter
 }
 
-var allResults = []string{resultDelivered, resultRetried, resultDeadLettered, resultDropped, resultFiltered, resultReleased}
+var allResults = []string{resultDelivered, resultRetried, resultDeadLettered, resultDropped, resultFiltered, resultReleased, resultUnreachable}
 
 func (m *Metrics) forRule(rule string) ruleMetrics {
 	if m == nil {

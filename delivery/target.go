@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -38,6 +39,9 @@ const (
 	Retry
 	// Reject: the target refused the event for good; dead-letter it now.
 	Reject
+	// Unreachable: no connection to the target could be made, so it never saw the event
+	// and no attempt was spent; send it again once the target is back.
+	Unreachable
 )
 
 func (o Outcome) String() string {
@@ -48,6 +52,8 @@ func (o Outcome) String() string {
 		return "retry"
 	case Reject:
 		return "reject"
+	case Unreachable:
+		return "unreachable"
 	}
 	return "unknown"
 }
@@ -125,6 +131,12 @@ func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data 
 func transportFailure(ctx context.Context, err error) Result {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		return Result{Outcome: Retry, Error: "timed out waiting for the handler"}
+	}
+	// A failed dial (refused, no route, unknown host) means no byte of the request left:
+	// the handler cannot have seen the event.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return Result{Outcome: Unreachable, Error: op.Error()}
 	}
 	var uerr interface{ Unwrap() error }
 	if errors.As(err, &uerr) {

@@ -1,8 +1,12 @@
 package delivery_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +138,54 @@ func ExampleClassify() {
 	// 204 delivered
 	// 503 retry
 	// 422 reject
+}
+
+// TestSendTransportFailures: a connection that cannot be made is Unreachable (the handler
+// never saw the event, so no attempt is spent); a connection cut after the request was
+// sent, or a handler too slow, is Retry (it may have acted on it).
+func TestSendTransportFailures(t *testing.T) {
+	send := func(url string, timeout time.Duration) delivery.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		target := &delivery.HTTPTarget{URL: url, Client: delivery.NewHTTPClient(1)}
+		return target.Send(ctx, map[string][]string{"ce-id": {"x"}}, []byte(`{}`))
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if res := send("http://"+dead, 5*time.Second); res.Outcome != delivery.Unreachable || !strings.Contains(res.Error, "refused") {
+		t.Errorf("nothing listening: %v %q, want unreachable, connection refused", res.Outcome, res.Error)
+	}
+
+	cut, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	go func() {
+		for {
+			c, err := cut.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4096)) // the request arrived
+			c.Close()
+		}
+	}()
+	if res := send("http://"+cut.Addr().String(), 5*time.Second); res.Outcome != delivery.Retry {
+		t.Errorf("connection cut after the request: %v %q, want retry", res.Outcome, res.Error)
+	}
+
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	if res := send(slow.URL, 100*time.Millisecond); res.Outcome != delivery.Retry || !strings.Contains(res.Error, "timed out") {
+		t.Errorf("slow handler: %v %q, want retry, timed out", res.Outcome, res.Error)
+	}
 }

@@ -320,8 +320,10 @@ type Status struct {
 	Ready      bool `json:"ready"`
 	Connected  bool `json:"connected"`
 	AppHealthy bool `json:"appHealthy"`
-	// Rules maps each rule targeting the service to "bound" (pulling), "waiting" (its
-	// consumer is not there yet, or NATS is away) or "paused" (the service is unhealthy).
+	// Rules maps each rule targeting the service to "bound" (pulling), "unreachable"
+	// (pulling, but the handler accepts no connection: events are held and sent again),
+	// "waiting" (its consumer is not there yet, or NATS is away) or "paused" (the service
+	// is unhealthy).
 	Rules map[string]string `json:"rules"`
 	// Reason says why the sidecar is not ready.
 	Reason string `json:"reason,omitempty"`
@@ -337,6 +339,8 @@ func (s *Sidecar) Status() Status {
 	var waiting []string
 	for name, w := range s.running {
 		switch {
+		case w.d.Bound() && w.d.Unreachable():
+			st.Rules[name] = "unreachable"
 		case w.d.Bound():
 			st.Rules[name] = "bound"
 		case !st.AppHealthy:
