@@ -261,7 +261,7 @@ func TestRetryUntilDelivered(t *testing.T) {
 	f.publish(t, "a.b", `{}`)
 	waitFor(t, "three attempts", func() bool { return len(h.requests()) == 3 })
 	waitFor(t, "the ack", func() bool { return pendingOf(t, f, r) == 0 })
-	if s, _ := f.js.Stream(context.Background(), bus.DLQStream); s.CachedInfo().State.Msgs != 0 {
+	if dlqMsgs(t, f) != 0 {
 		t.Fatal("a delivered event reached the DLQ")
 	}
 }
@@ -321,7 +321,7 @@ func TestDeadLetterOff(t *testing.T) {
 	f.start(t, r, url)
 	f.publish(t, "a.b", `{}`)
 	waitFor(t, "the event terminated", func() bool { return len(h.requests()) == 1 && pendingOf(t, f, r) == 0 })
-	if s, _ := f.js.Stream(context.Background(), bus.DLQStream); s.CachedInfo().State.Msgs != 0 {
+	if dlqMsgs(t, f) != 0 {
 		t.Fatal("a DLQ record was written with dead-lettering off")
 	}
 }
