@@ -29,7 +29,8 @@ The handler's answer decides what happens:
                                 then dead-lettered (delivery_failed) after maxAttempts
   other 4xx                     dead-lettered at once (delivery_rejected)
   2xx {"status":"RETRY"|"DROP"} retry, or dead-letter at once
-  no connection (refused)       not an attempt: held and sent again for up to 30s
+  no connection (refused)       retried like a 5xx; with --hold-unreachable D the event
+                                is held and sent again for up to D first, no attempt spent
 
 Replicas of a service each run a sidecar with the same --service: they share each
 rule's consumer, so every event goes to one replica. A rule's maxConcurrency
@@ -43,14 +44,20 @@ On --listen (loopback) the sidecar serves the service:
   GET  /metrics     Prometheus metrics
 
 With --app-health, delivery starts after the first good probe and pauses while
-the probe fails. The sidecar reconnects to NATS forever. SIGTERM stops pulling,
-gives requests in flight --grace to finish, and exits.`,
+the probe fails. Without a health endpoint, --hold-unreachable 30s rides out a
+service restart: events wait in the sidecar while the handler is not listening.
+
+The sidecar reconnects to NATS forever. SIGTERM stops pulling, gives requests in
+flight --grace to finish, and exits.`,
 		Example: `  # deliver the billing service's events to its handler on port 8081
   jetmesh sidecar --service billing --handler http://127.0.0.1:8081
 
   # pause delivery while the service is unhealthy; a remote jetmesh server
   jetmesh sidecar --service billing --handler http://127.0.0.1:8081 \
     --app-health http://127.0.0.1:8081/healthz --server nats://jetmesh:4222
+
+  # no health endpoint: ride out restarts of the service without spending attempts
+  jetmesh sidecar --service billing --handler http://127.0.0.1:8081 --hold-unreachable 30s
 
   # the service publishes through its sidecar
   curl -s localhost:3500/v1/events -H 'Content-Type: application/cloudevents+json' \
@@ -85,6 +92,7 @@ gives requests in flight --grace to finish, and exits.`,
 	f.StringVar(&cfg.AppHealth, "app-health", "", "URL probed with GET; delivery pauses while it does not answer 2xx")
 	f.Var(&cfg.HealthInterval, "app-health-interval", "time between probes of --app-health")
 	f.Var(&cfg.Grace, "grace", "how long requests in flight get to finish on SIGTERM")
+	f.Var(&cfg.HoldUnreachable, "hold-unreachable", "hold events while the handler accepts no connection, up to this long, before counting an attempt (0: count at once)")
 	f.IntVar(&cfg.MaxPublishInflight, "max-publish-inflight", cfg.MaxPublishInflight, "publish requests from the service worked on at once; more wait their turn")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -38,7 +38,8 @@ type Deliverer struct {
 	abort    context.Context
 	bound    atomic.Bool
 	// unreachable: the last send found no handler listening.
-	unreachable atomic.Bool
+	unreachable     atomic.Bool
+	unreachableHold time.Duration
 }
 
 // Option tunes a Deliverer at construction.
@@ -57,6 +58,15 @@ func WithOrigin(origin string) Option { return func(d *Deliverer) { d.origin = o
 // handed back for redelivery. Run's own context only stops pulling, so a caller gives
 // in-flight requests a grace period by ending this one later.
 func WithAbort(ctx context.Context) Option { return func(d *Deliverer) { d.abort = ctx } }
+
+// WithUnreachableHold keeps an event whose handler accepts no connection (refused, unknown
+// host: the handler never saw it) for up to hold, sending it again without spending an
+// attempt, so a service restart costs no attempts. Past hold the event counts one failed
+// attempt and backs off like any failure. Zero, the default, counts every refused
+// connection as a failed attempt, as the status-code contract says.
+func WithUnreachableHold(hold time.Duration) Option {
+	return func(d *Deliverer) { d.unreachableHold = hold }
+}
 
 // New returns a deliverer for rule. The rule gets its defaults applied and must be valid.
 func New(js jetstream.JetStream, rule rules.Rule, target Target, log *slog.Logger, opts ...Option) (*Deliverer, error) {
@@ -263,20 +273,14 @@ func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration) Result {
 	return res
 }
 
-// UnreachableHold is how long an event whose handler accepts no connection is kept and
-// sent again without spending an attempt: long enough to ride out a service restart,
-// short enough that a replica whose handler is up gets the event soon after. Past it
-// the event counts one attempt and backs off like any failure.
-const UnreachableHold = 30 * time.Second
-
 // holdUnreachable re-sends an event the handler never saw, with growing pauses, until
-// the handler answers, UnreachableHold passes or hold ends. The event's ack wait is
-// renewed before each send.
+// the handler answers, the hold time (WithUnreachableHold) passes or hold ends. The
+// event's ack wait is renewed before each send.
 func (d *Deliverer) holdUnreachable(hold context.Context, msg jetstream.Msg, ackWait time.Duration, res Result) Result {
 	if !d.unreachable.Swap(true) {
-		d.log.Warn("the handler accepts no connection; holding events and sending them again, no attempt spent", "error", res.Error, "hold", UnreachableHold)
+		d.log.Warn("the handler accepts no connection", "error", res.Error, "hold", d.unreachableHold)
 	}
-	deadline := time.Now().Add(UnreachableHold)
+	deadline := time.Now().Add(d.unreachableHold)
 	pause := 250 * time.Millisecond
 	for res.Outcome == Unreachable && time.Now().Before(deadline) {
 		d.count(resultUnreachable)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -497,7 +498,7 @@ target: {service: worker}
 delivery: {maxAttempts: 1}
 `, nil)
 	addr := deadAddr(t)
-	d := f.start(t, r, "http://"+addr)
+	d := f.start(t, r, "http://"+addr, delivery.WithUnreachableHold(30*time.Second))
 	for i := range 3 {
 		f.publish(t, "jobs.queued", fmt.Sprintf(`{"n":%d}`, i))
 	}
@@ -522,6 +523,27 @@ delivery: {maxAttempts: 1}
 	}
 }
 
+// TestUnreachableIsAnAttemptByDefault: without a hold, a refused connection is a failed
+// attempt like a 5xx (the status-code contract), dead-lettered after maxAttempts.
+func TestUnreachableIsAnAttemptByDefault(t *testing.T) {
+	f := setup(t)
+	r := f.rule(t, `
+name: refused
+pattern: {type: [jobs.queued]}
+target: {service: worker}
+delivery: {maxAttempts: 2, backoff: {initial: 10ms, max: 20ms}}
+`, nil)
+	d := f.start(t, r, "http://"+deadAddr(t))
+	f.publish(t, "jobs.queued", `{}`)
+	recs := f.dlqRecords(t, 1)
+	if recs[0].Reason != dlq.ReasonDeliveryFailed || recs[0].Attempts != 2 || recs[0].LastStatus != 0 || !strings.Contains(recs[0].Error, "refused") {
+		t.Fatalf("record %+v", recs[0])
+	}
+	if !d.Unreachable() {
+		t.Fatal("the deliverer does not report the handler unreachable")
+	}
+}
+
 // TestUnreachableHandedBackOnStop: a deliverer that stops while its handler is away hands
 // the events it holds back, for a replica whose handler is up.
 func TestUnreachableHandedBackOnStop(t *testing.T) {
@@ -532,7 +554,7 @@ pattern: {type: [jobs.queued]}
 target: {service: worker}
 `, nil)
 	target := &delivery.HTTPTarget{URL: "http://" + deadAddr(t), Client: delivery.NewHTTPClient(4)}
-	away, err := delivery.New(f.js, r, target, slog.New(slog.DiscardHandler))
+	away, err := delivery.New(f.js, r, target, slog.New(slog.DiscardHandler), delivery.WithUnreachableHold(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -500,8 +500,8 @@ func TestSidecarSIGTERMFinishesInFlight(t *testing.T) {
 // TestServiceRestartSpendsNoAttempts: the service stops (gracefully, then nothing listens
 // at its address) for 2 s in the middle of a run and comes back on the same address. The
 // rule allows 2 attempts with a 200 ms backoff, which a 2 s outage would use up many times
-// over if refused connections counted; none do: every event arrives, none is
-// dead-lettered.
+// over if refused connections counted; with --hold-unreachable none do: every event
+// arrives, none is dead-lettered.
 func TestServiceRestartSpendsNoAttempts(t *testing.T) {
 	srv := startServer(t, t.TempDir(), anyType)
 	applyRules(t, srv, "name: restart\npattern: {type: [jobs.run]}\ntarget: {service: worker}\n"+
@@ -519,7 +519,7 @@ func TestServiceRestartSpendsNoAttempts(t *testing.T) {
 		return svc
 	}
 	svc := up()
-	startSidecar(t, srv, "worker", "http://"+addr)
+	startSidecar(t, srv, "worker", "http://"+addr, "--hold-unreachable", "30s")
 	ids := publishEvents(t, srv, "s", "jobs.run", 3000, func(i int) string { return fmt.Sprint(i) })
 	eventually(t, 60*time.Second, "some events delivered", func() bool { return rec.distinct() >= 300 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -32,6 +32,10 @@ type Config struct {
 	NATSURL string
 	// MaxRequestBytes bounds one publish request's body.
 	MaxRequestBytes int
+	// HoldUnreachable, when positive, keeps an event whose handler accepts no connection
+	// for up to this long, sending it again without spending an attempt (a service
+	// restarting). Zero counts a refused connection as a failed attempt.
+	HoldUnreachable duration.Duration
 	// MaxPublishInflight is how many publish requests are worked on at once; more wait
 	// their turn, so a burst from the service cannot grow the sidecar's memory beyond
 	// MaxPublishInflight × MaxRequestBytes.
@@ -85,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max request bytes must be at least 1024, got %d", c.MaxRequestBytes))
+	}
+	if c.HoldUnreachable < 0 || c.HoldUnreachable.Std() > 15*time.Minute {
+		errs = append(errs, fmt.Errorf("--hold-unreachable must be between 0 and 15m, got %s", c.HoldUnreachable))
 	}
 	if c.MaxPublishInflight < 1 {
 		errs = append(errs, fmt.Errorf("--max-publish-inflight must be at least 1, got %d", c.MaxPublishInflight))

@@ -213,7 +213,8 @@ func (s *Sidecar) apply(ctx context.Context, snap kvwatch.Snapshot) {
 		target := &delivery.HTTPTarget{URL: delivery.JoinURL(s.cfg.Handler, r.Target.Path), Client: s.client}
 		abortCtx, abort := context.WithCancel(context.Background())
 		d, err := delivery.New(s.js, r, target, s.log, delivery.WithMetrics(s.metrics), delivery.WithGate(s.gate),
-			delivery.WithOrigin("sidecar/"+s.cfg.Service), delivery.WithAbort(abortCtx))
+			delivery.WithOrigin("sidecar/"+s.cfg.Service), delivery.WithAbort(abortCtx),
+			delivery.WithUnreachableHold(s.cfg.HoldUnreachable.Std()))
 		if err != nil {
 			abort()
 			s.log.Error("a stored rule is invalid; its delivery is left as it is", "rule", name, "error", err)

@@ -384,6 +384,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad listen", func(c *sidecar.Config) { c.Listen = "3500" }, "--listen"},
 		{"tiny interval", func(c *sidecar.Config) { c.HealthInterval = duration.Duration(time.Millisecond) }, "at least 100ms"},
 		{"negative grace", func(c *sidecar.Config) { c.Grace = -1 }, "--grace"},
+		{"negative hold", func(c *sidecar.Config) { c.HoldUnreachable = -1 }, "--hold-unreachable"},
+		{"hold too long", func(c *sidecar.Config) { c.HoldUnreachable = duration.Duration(time.Hour) }, "--hold-unreachable"},
 		{"no publish slots", func(c *sidecar.Config) { c.MaxPublishInflight = 0 }, "--max-publish-inflight"},
 	}
 	for _, tt := range tests {
