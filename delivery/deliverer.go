@@ -274,9 +274,9 @@ func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration) Result {
 }
 
 // holdUnreachable re-sends an event the handler never saw, with growing pauses, until
-// the handler answers, the hold time (WithUnreachableHold) passes or hold ends. The
+// the handler answers, the hold time (WithUnreachableHold) passes or stopping ends. The
 // event's ack wait is renewed before each send.
-func (d *Deliverer) holdUnreachable(hold context.Context, msg jetstream.Msg, ackWait time.Duration, res Result) Result {
+func (d *Deliverer) holdUnreachable(stopping context.Context, msg jetstream.Msg, ackWait time.Duration, res Result) Result {
 	if !d.unreachable.Swap(true) {
 		d.log.Warn("the handler accepts no connection", "error", res.Error, "hold", d.unreachableHold)
 	}
@@ -286,7 +286,7 @@ func (d *Deliverer) holdUnreachable(hold context.Context, msg jetstream.Msg, ack
 		d.count(resultUnreachable)
 		t := time.NewTimer(min(pause, time.Until(deadline)))
 		select {
-		case <-hold.Done():
+		case <-stopping.Done():
 			t.Stop()
 			return res
 		case <-d.abort.Done():

@@ -39,8 +39,9 @@ const (
 	Retry
 	// Reject: the target refused the event for good; dead-letter it now.
 	Reject
-	// Unreachable: no connection to the target could be made, so it never saw the event
-	// and no attempt was spent; send it again once the target is back.
+	// Unreachable: no connection to the target could be made, so it never saw the event.
+	// A failed attempt like Retry, unless the deliverer holds such events
+	// (WithUnreachableHold).
 	Unreachable
 )
 

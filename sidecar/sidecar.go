@@ -322,7 +322,7 @@ type Status struct {
 	Connected  bool `json:"connected"`
 	AppHealthy bool `json:"appHealthy"`
 	// Rules maps each rule targeting the service to "bound" (pulling), "unreachable"
-	// (pulling, but the handler accepts no connection: events are held and sent again),
+	// (pulling, but the handler accepted no connection at the last send),
 	// "waiting" (its consumer is not there yet, or NATS is away) or "paused" (the service
 	// is unhealthy).
 	Rules map[string]string `json:"rules"`
