@@ -278,7 +278,11 @@ func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration) Result {
 // event's ack wait is renewed before each send.
 func (d *Deliverer) holdUnreachable(stopping context.Context, msg jetstream.Msg, ackWait time.Duration, res Result) Result {
 	if !d.unreachable.Swap(true) {
-		d.log.Warn("the handler accepts no connection", "error", res.Error, "hold", d.unreachableHold)
+		if d.unreachableHold > 0 {
+			d.log.Warn("the handler accepts no connection; holding its events until it does, without spending attempts", "error", res.Error, "hold", d.unreachableHold)
+		} else {
+			d.log.Warn("the handler accepts no connection; each try is a failed attempt", "error", res.Error)
+		}
 	}
 	deadline := time.Now().Add(d.unreachableHold)
 	pause := 250 * time.Millisecond

@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetmesh_delivery_results_total",
-			Help: "Events handled per rule, by result: delivered, retried, dead_lettered, dropped (dead-lettering off), filtered (pattern did not match), released (handed back unattempted on pause or shutdown), unreachable (a send that found no handler listening; no attempt spent).",
+			Help: "Events handled per rule, by result: delivered, retried, dead_lettered, dropped (dead-lettering off), filtered (pattern did not match), released (handed back unattempted on pause or shutdown), unreachable (a send that found no handler listening).",
 		}, []string{"rule", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jetmesh_delivery_request_seconds",
