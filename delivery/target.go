@@ -98,6 +98,7 @@ func NewHTTPClient(conns int) *http.Client {
 	tr.MaxIdleConns = conns
 	tr.MaxIdleConnsPerHost = conns
 	tr.ResponseHeaderTimeout = 0 // the rule's timeout, via the request context, bounds it
+	tr.DisableCompression = true // answers are a few bytes; no Accept-Encoding on each request
 	return &http.Client{Transport: tr}
 }
 
@@ -123,8 +124,11 @@ func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data 
 	if err != nil {
 		return transportFailure(ctx, err)
 	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscardBytes))
+	var answer []byte
+	if resp.ContentLength != 0 {
+		answer, _ = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscardBytes))
+	}
 	_ = resp.Body.Close()
 	return Classify(resp.StatusCode, resp.Header, answer, time.Now())
 }
