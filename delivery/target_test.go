@@ -151,13 +151,7 @@ func TestSendTransportFailures(t *testing.T) {
 		return target.Send(ctx, map[string][]string{"ce-id": {"x"}}, []byte(`{}`))
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	if res := send("http://"+dead, 5*time.Second); res.Outcome != delivery.Unreachable || !strings.Contains(res.Error, "refused") {
+	if res := send("http://"+deadAddr(t), 5*time.Second); res.Outcome != delivery.Unreachable || !strings.Contains(res.Error, "refused") {
 		t.Errorf("nothing listening: %v %q, want unreachable, connection refused", res.Outcome, res.Error)
 	}
 
