@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,17 +137,20 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// createReader creates an ephemeral consumer for a one-off read, each attempt with a short
-// deadline: right after a cluster node dies JetStream may place a one-replica consumer on
-// it, and that create never completes; a fresh attempt gets a fresh placement.
-func createReader(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+// placeReader runs create, which makes a one-replica ephemeral consumer, with a short
+// deadline per attempt. For minutes after a cluster node dies JetStream still counts it
+// as online and may place such a consumer on it; that create never answers, and a fresh
+// attempt (under a fresh name) gets a fresh placement.
+func placeReader[C any](ctx context.Context, progress io.Writer, create func(context.Context) (C, error)) (C, error) {
+	const perAttempt = 3 * time.Second
 	for {
-		attempt, cancel := context.WithTimeout(ctx, 3*time.Second)
-		cons, err := js.CreateConsumer(attempt, stream, cfg)
+		attempt, cancel := context.WithTimeout(ctx, perAttempt)
+		cons, err := create(attempt)
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return cons, err
 		}
+		fmt.Fprintf(progress, "jetmesh: no answer to a consumer create in %v (a cluster node may be down); retrying\n", perAttempt)
 	}
 }
 
@@ -166,7 +170,9 @@ func readDLQ(ctx context.Context, g *globals, filter, reason string, since time.
 		start := time.Now().Add(-since)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	cons, err := createReader(ctx, js, bus.DLQStream, cfg)
+	cons, err := placeReader(ctx, g.stderr, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateConsumer(ctx, bus.DLQStream, cfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading DLQ: %w", err)
 	}

@@ -111,7 +111,12 @@ func runTail(ctx context.Context, g *globals, o *tailOptions, pattern string) er
 		return err
 	}
 	defer nc.Close()
-	cons, err := js.OrderedConsumer(ctx, bus.EventsStream, cfg)
+	// Each OrderedConsumer call picks a fresh name prefix, so a retry is a fresh placement.
+	setup, cancel := context.WithTimeout(ctx, 60*time.Second)
+	cons, err := placeReader(setup, g.stderr, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.OrderedConsumer(ctx, bus.EventsStream, cfg)
+	})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("tail %s: %w", pattern, err)
 	}
