@@ -133,11 +133,14 @@ func BenchmarkPublishNATS(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			f := setup(b)
 			ctx, cancel := context.WithCancel(context.Background())
+			serve, err := f.ing.Listen(ctx, f.ingressNC)
+			if err != nil {
+				b.Fatal(err)
+			}
 			done := make(chan error)
-			go func() { done <- f.ing.Serve(ctx, f.ingressNC) }()
+			go func() { done <- serve() }()
 			defer func() { cancel(); <-done }()
 			client := ingress.NewClient(f.nc)
-			waitForIngress(b, client)
 			b.ReportAllocs()
 			for b.Loop() {
 				msg := nats.NewMsg(bus.IngressSubject)

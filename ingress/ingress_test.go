@@ -319,8 +319,13 @@ func TestMethodNotAllowed(t *testing.T) {
 func TestNATSRequestReply(t *testing.T) {
 	f := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
+	// No wait and no retry: Listen returns once a request finds the subscription.
+	serve, err := f.ing.Listen(ctx, f.ingressNC)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error)
-	go func() { done <- f.ing.Serve(ctx, f.ingressNC) }()
+	go func() { done <- serve() }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -328,7 +333,6 @@ func TestNATSRequestReply(t *testing.T) {
 		}
 	})
 	client := ingress.NewClient(f.nc)
-	waitForIngress(t, client)
 
 	good := &event.Event{SpecVersion: "1.0", ID: "n-1", Source: "/nats", Type: "orders.created", Data: []byte(`{"a":"<&>"}`)}
 	bad := &event.Event{SpecVersion: "1.0", ID: "n-2", Source: "/nats", Type: "BAD"}
@@ -369,24 +373,5 @@ func TestClientNoIngress(t *testing.T) {
 	_, err := ingress.NewClient(nc).Publish(ctx, &event.Event{SpecVersion: "1.0", ID: "1", Source: "/s", Type: "a"})
 	if !errors.Is(err, ingress.ErrNoIngress) {
 		t.Fatalf("err = %v, want ErrNoIngress", err)
-	}
-}
-
-func waitForIngress(t testing.TB, c *ingress.Client) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		msg := nats.NewMsg(bus.IngressSubject)
-		msg.Data = []byte(`[]`)
-		_, err := c.Send(ctx, msg)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ingress not answering: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

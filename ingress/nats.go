@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
@@ -24,9 +25,11 @@ const HeaderOrigin = "Jetmesh-Origin"
 // maxOriginLen bounds a forwarded origin name.
 const maxOriginLen = 128
 
-// Serve answers publish requests on bus.IngressSubject (queue group bus.IngressQueue) until
-// ctx is done, then stops taking requests, finishes the ones it holds, and returns.
-func (in *Ingress) Serve(ctx context.Context, nc *nats.Conn) error {
+// Listen subscribes to bus.IngressSubject (queue group bus.IngressQueue) and returns once
+// the NATS server has registered the subscription, so that a publisher who sees this
+// process ready finds a responder. Requests are answered until ctx is done; serve blocks
+// until then, stops taking requests, finishes the ones it holds, and returns.
+func (in *Ingress) Listen(ctx context.Context, nc *nats.Conn) (serve func() error, err error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -52,18 +55,27 @@ func (in *Ingress) Serve(ctx context.Context, nc *nats.Conn) error {
 		}()
 	})
 	if err != nil {
-		return fmt.Errorf("ingress: subscribing to %s: %w", bus.IngressSubject, err)
+		return nil, fmt.Errorf("ingress: subscribing to %s: %w", bus.IngressSubject, err)
 	}
-	<-ctx.Done()
-	// Unsubscribe rather than Drain: requests still queued would be answered after the
-	// caller's connection is gone; callers retry on a timeout, and ids make that safe.
-	err = sub.Unsubscribe()
-	mu.Lock()
-	stopping = true
-	mu.Unlock()
-	wg.Wait()
-	return err
+	if err := nc.FlushTimeout(listenFlushTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("ingress: registering the subscription to %s: %w", bus.IngressSubject, err)
+	}
+	return func() error {
+		<-ctx.Done()
+		// Unsubscribe rather than Drain: requests still queued would be answered after the
+		// caller's connection is gone; callers retry on a timeout, and ids make that safe.
+		err := sub.Unsubscribe()
+		mu.Lock()
+		stopping = true
+		mu.Unlock()
+		wg.Wait()
+		return err
+	}, nil
 }
+
+// listenFlushTimeout bounds the round trip that confirms the subscription.
+const listenFlushTimeout = 10 * time.Second
 
 func (in *Ingress) serveNATS(m *nats.Msg) {
 	req := request{origin: "nats", contentType: m.Header.Get("Content-Type"), body: m.Data, trace: map[string]string{}}

@@ -134,8 +134,12 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("rules reconciler: %w", err)
 		}
 	})
+	serveNATS, err := in.Listen(ingressCtx, nc)
+	if err != nil {
+		return err
+	}
 	wg.Go(func() {
-		if err := in.Serve(ingressCtx, nc); err != nil {
+		if err := serveNATS(); err != nil {
 			errc <- fmt.Errorf("nats ingress: %w", err)
 		}
 	})

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/internal/metricsdoc"
 	"github.com/jetmesh/jetmesh/internal/natstest"
@@ -195,6 +198,32 @@ func TestRunServesAndKeepsEventsAcrossRestart(t *testing.T) {
 	info := st.CachedInfo()
 	if info.Config.MaxAge != 7*24*time.Hour || info.Config.Duplicates != 2*time.Minute || info.Config.Storage != jetstream.FileStorage {
 		t.Errorf("EVENTS config %+v", info.Config)
+	}
+}
+
+// TestNATSIngressAnswersOnceStarted: a publisher that sees the server started (or ready)
+// finds the NATS ingress at once: no "no responders" window while it subscribes.
+func TestNATSIngressAnswersOnceStarted(t *testing.T) {
+	dataDir := t.TempDir()
+	for i := range 3 {
+		srv, stop := start(t, dataDir)
+		nc, err := nats.Connect(srv.NATSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := ingress.NewClient(nc).Publish(ctx, &event.Event{SpecVersion: "1.0", ID: fmt.Sprint("early-", i), Source: "/t", Type: "orders.created"})
+		cancel()
+		nc.Close()
+		if err != nil {
+			t.Fatalf("start %d: first request: %v", i+1, err)
+		}
+		if resp.FailedEntryCount != 0 {
+			t.Fatalf("start %d: first request refused: %+v", i+1, resp)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
