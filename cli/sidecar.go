@@ -38,7 +38,8 @@ bounds its requests in flight across all replicas; ordered rules deliver one at
 a time in stream order.
 
 On --listen (loopback) the sidecar serves the service:
-  POST /v1/events   publish, same contract as the server's ingress
+  POST /v1/events   publish, same contract as the server's ingress; while no
+                    ingress answers it waits up to 15s for one, then 503
   GET  /healthz     alive
   GET  /readyz      connected, rules read, every rule bound (JSON status)
   GET  /metrics     Prometheus metrics

@@ -18,8 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// publishTimeout bounds a publish forwarded to the ingress; the ingress itself answers
-// within its publish timeout (5s by default).
+// publishTimeout bounds a publish forwarded to the ingress, including the wait for an
+// ingress while none answers; the ingress itself answers within its publish timeout (5s
+// by default).
 const publishTimeout = 15 * time.Second
 
 func (s *Sidecar) routes() http.Handler {
@@ -91,7 +92,7 @@ func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
 	msg.Header.Set(ingress.HeaderOrigin, "sidecar/"+s.cfg.Service)
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	reply, err := s.nc.RequestMsgWithContext(ctx, msg)
+	reply, err := s.forward(ctx, msg)
 	if err != nil {
 		text := "the jetmesh ingress did not answer: " + err.Error()
 		if errors.Is(err, nats.ErrNoResponders) {
@@ -112,6 +113,26 @@ func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(reply.Data)
+}
+
+// forward sends a publish to the ingress. "No responders" means no ingress received it
+// (a server starting, restarting or failing over), so sending it again is safe: it is
+// re-sent with growing pauses until an ingress answers or ctx ends, and the service sees
+// a slow answer instead of an error.
+func (s *Sidecar) forward(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+	pause := 50 * time.Millisecond
+	for {
+		reply, err := s.nc.RequestMsgWithContext(ctx, msg)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return reply, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 func (s *Sidecar) refuse(w http.ResponseWriter, status int, code, message string) {

@@ -16,8 +16,10 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
+	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/internal/metricsdoc"
+	"github.com/jetmesh/jetmesh/internal/natstest"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/jetmesh/jetmesh/sidecar"
@@ -209,6 +211,67 @@ func TestFollowsRules(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if after := len(svc.ids("/v2/orders")) + len(svc.ids("/orders")); after != before {
 		t.Fatal("an event was delivered for a removed rule")
+	}
+}
+
+// TestPublishWaitsForIngress: while no ingress answers (a server starting, restarting or
+// failing over), a service's publish waits for one instead of failing at once.
+func TestPublishWaitsForIngress(t *testing.T) {
+	ns := natstest.RunServer(t)
+	nc, js := natstest.JetStream(t, ns)
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureBuckets(ctx, js, bus.DefaultStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	_, url := newService(t)
+	cfg := sidecar.DefaultConfig()
+	cfg.Service, cfg.Handler, cfg.Listen, cfg.NATSURL = "billing", url, "127.0.0.1:0", ns.ClientURL()
+	sc := runSidecar(t, cfg)
+
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := http.Post("http://"+sc.Addr()+"/v1/events", "application/cloudevents+json",
+			strings.NewReader(`{"specversion":"1.0","id":"w1","source":"/billing","type":"invoices.issued"}`))
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		answered <- answer{status: res.StatusCode, body: string(body)}
+	}()
+	select {
+	case a := <-answered:
+		t.Fatalf("answered with no ingress running: %+v", a)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	icfg := ingress.DefaultConfig()
+	icfg.AllowUnknownTypes = true
+	in, err := ingress.New(nc, icfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ictx, stop := context.WithCancel(ctx)
+	serve, err := in.Listen(ictx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- serve() }()
+	t.Cleanup(func() { stop(); <-served })
+
+	a := <-answered
+	if a.err != nil || a.status != http.StatusOK || !strings.Contains(a.body, `"id":"w1"`) {
+		t.Fatalf("publish once an ingress came: %+v", a)
 	}
 }
 
