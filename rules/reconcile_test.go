@@ -224,10 +224,10 @@ func TestReconcileRecreatesFromSamePosition(t *testing.T) {
 	for m := range batch.Messages() {
 		last = m
 	}
-	if err := last.Ack(); err != nil { // ack-all: the first three are done
+	// ack-all: the first three are done; DoubleAck waits for the server to record it.
+	if err := last.DoubleAck(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
 
 	if _, err := store.Apply(ctx, mustRules(t, "name: billing\npattern: {type: [orders.created]}\ntarget: {service: billing}\n"), false, false); err != nil {
 		t.Fatal(err)
