@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,23 +134,6 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 	f.DurationVar(&since, "since", 0, "only records from this past window, e.g. 1h (default: all)")
 	f.IntVarP(&limit, "count", "n", 20, "show at most this many, the most recent")
 	return cmd
-}
-
-// placeReader runs create, which makes a one-replica ephemeral consumer, with a short
-// deadline per attempt. For minutes after a cluster node dies JetStream still counts it
-// as online and may place such a consumer on it; that create never answers, and a fresh
-// attempt (under a fresh name) gets a fresh placement.
-func placeReader[C any](ctx context.Context, progress io.Writer, create func(context.Context) (C, error)) (C, error) {
-	const perAttempt = 3 * time.Second
-	for {
-		attempt, cancel := context.WithTimeout(ctx, perAttempt)
-		cons, err := create(attempt)
-		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return cons, err
-		}
-		fmt.Fprintf(progress, "jetmesh: no answer to a consumer create in %v (a cluster node may be down); retrying\n", perAttempt)
-	}
 }
 
 // readDLQ returns the last limit records matching filter (and reason, when set), oldest
