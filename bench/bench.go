@@ -282,7 +282,7 @@ func setUp(ctx context.Context, cfg Config) (*env, error) {
 	}
 	rule := rules.Rule{Name: "bench", Pattern: []byte(`{"type":["` + benchType + `"]}`),
 		Target: rules.Target{Service: "bench", Path: "/"}, Delivery: rules.Delivery{MaxConcurrency: cfg.Concurrency}}
-	if _, err := store.Apply(ctx, []rules.Rule{rule}, false, false); err != nil {
+	if _, err := store.Apply(ctx, []rules.Rule{rule}, rules.ApplyOptions{}); err != nil {
 		return fail(err)
 	}
 	sc := sidecar.DefaultConfig()

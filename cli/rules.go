@@ -125,7 +125,7 @@ func (g *globals) rulesStore(ctx context.Context) (*rules.Store, jetstream.JetSt
 
 func newRulesApplyCmd(g *globals) *cobra.Command {
 	var path string
-	var dryRun, prune bool
+	var dryRun, prune, force bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR",
 		Short: "Create or update rules from files; print what changed",
@@ -134,7 +134,13 @@ from every .yaml/.yml/.json file under a directory, validates all of them (nothi
 written if any is invalid), and stores them. Prints one line per rule: created, updated
 (with the fields that changed), unchanged, or, with --prune, deleted for stored rules the
 files no longer hold. The server creates, updates or deletes the rules' consumers within
-moments.`,
+moments.
+
+A rule change never skips events stored but not yet delivered: a startTime moved later
+than the events a rule still has to deliver is refused (exit 2) with the number of
+events it would skip, and nothing is written; --force applies it and those events never
+reach the rule. An earlier startTime replays from there; removing startTime keeps the
+consumer where it is.`,
 		Example: `  jetmesh rules apply -f rules/billing.yaml
   jetmesh rules apply -f rules/ --dry-run
   jetmesh rules apply -f rules/ --prune -o json`,
@@ -154,7 +160,10 @@ moments.`,
 			defer done()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			changes, err := store.Apply(ctx, desired, prune, dryRun)
+			changes, err := store.Apply(ctx, desired, rules.ApplyOptions{Prune: prune, DryRun: dryRun, Force: force})
+			if errors.Is(err, rules.ErrWouldSkip) {
+				err = refused("%v", err)
+			}
 			if g.output == "json" {
 				if changes == nil {
 					changes = []rules.Change{}
@@ -180,6 +189,7 @@ moments.`,
 	f.StringVarP(&path, "file", "f", "", "rule file or directory of rule files")
 	f.BoolVar(&dryRun, "dry-run", false, "show what would change, write nothing")
 	f.BoolVar(&prune, "prune", false, "delete stored rules the files do not hold")
+	f.BoolVar(&force, "force", false, "let a later startTime skip events stored but not yet delivered to the rule")
 	return cmd
 }
 

@@ -15,6 +15,8 @@ var (
 	ErrInvalidRule = errors.New("invalid rule")
 	// ErrNotFound: no rule has that name.
 	ErrNotFound = errors.New("rule not found")
+	// ErrWouldSkip: a rule change would move its consumer past events not yet delivered.
+	ErrWouldSkip = errors.New("the change would skip events not yet delivered")
 )
 
 // PatternError is a refused pattern: where (a JSON pointer into the pattern) and why.

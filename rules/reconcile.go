@@ -262,14 +262,9 @@ func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rul
 		return nil, nil
 	}
 	if cur.Config.Metadata[MetaRule] == r.Name && cur.Config.Metadata[MetaStart] != want.Metadata[MetaStart] {
-		// The rule asks for another start: a replay, so start over from there.
-		if err := stream.DeleteConsumer(ctx, cur.Name); err != nil {
-			return nil, fmt.Errorf("deleting consumer to restart it: %w", err)
+		if a, err := rc.restart(ctx, stream, r, cur, want); a != nil || err != nil {
+			return a, err
 		}
-		if _, err := stream.CreateConsumer(ctx, want); err != nil {
-			return nil, fmt.Errorf("recreating consumer: %w", err)
-		}
-		return &Action{Rule: r.Name, Op: "restarted", Detail: "new start time " + want.Metadata[MetaStart]}, nil
 	}
 	// Where to start is fixed at creation: keep the consumer's own position settings.
 	update := want
@@ -296,4 +291,32 @@ func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rul
 		return nil, fmt.Errorf("recreating consumer from sequence %d: %w", next, err)
 	}
 	return &Action{Rule: r.Name, Op: "recreated", Detail: fmt.Sprintf("from stream sequence %d (%s)", next, apiErr.Description)}, nil
+}
+
+// restart moves a rule's consumer to the new start its rule names: a replay when it is
+// earlier, a skip when it is later. Events stored but not yet delivered are skipped only
+// when the rule says so (rules apply --force); otherwise restart returns nil and the
+// consumer is updated in place, keeping its position. A removed startTime never moves it.
+func (rc *Reconciler) restart(ctx context.Context, stream jetstream.Stream, r Rule, cur *jetstream.ConsumerInfo, want jetstream.ConsumerConfig) (*Action, error) {
+	if want.OptStartTime == nil {
+		return nil, nil
+	}
+	if !r.SkipUndelivered {
+		skipped, err := SkippedByRestart(ctx, stream, cur, want)
+		if err != nil {
+			return nil, err
+		}
+		if skipped > 0 {
+			rc.log.Warn("the rule's new startTime would skip events not yet delivered; its consumer keeps its position (apply the rule with --force to skip them)",
+				"rule", r.Name, "start", want.Metadata[MetaStart], "undelivered_skipped", skipped)
+			return nil, nil
+		}
+	}
+	if err := stream.DeleteConsumer(ctx, cur.Name); err != nil {
+		return nil, fmt.Errorf("deleting consumer to restart it: %w", err)
+	}
+	if _, err := stream.CreateConsumer(ctx, want); err != nil {
+		return nil, fmt.Errorf("recreating consumer: %w", err)
+	}
+	return &Action{Rule: r.Name, Op: "restarted", Detail: "new start time " + want.Metadata[MetaStart]}, nil
 }

@@ -112,7 +112,7 @@ delivery: {maxConcurrency: 8}
   target: {service: ledger}
   delivery: {ordered: true}
 `
-	if _, err := store.Apply(ctx, mustRules(t, v1), false, false); err != nil {
+	if _, err := store.Apply(ctx, mustRules(t, v1), rules.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	actions, err := rc.Reconcile(ctx, stored(t, store))
@@ -161,7 +161,7 @@ delivery: {maxConcurrency: 8}
   target: {service: analytics}
   startTime: 2000-01-01T00:00:00Z
 `
-	changes, err := store.Apply(ctx, mustRules(t, v2), true, false)
+	changes, err := store.Apply(ctx, mustRules(t, v2), rules.ApplyOptions{Prune: true, DryRun: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestReconcileRecreatesFromSamePosition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := store.Apply(ctx, mustRules(t, "name: billing\npattern: {type: [orders.created]}\ntarget: {service: billing}\n"), false, false); err != nil {
+	if _, err := store.Apply(ctx, mustRules(t, "name: billing\npattern: {type: [orders.created]}\ntarget: {service: billing}\n"), rules.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rc := rules.NewReconciler(js, slog.New(slog.DiscardHandler), time.Hour)
@@ -275,7 +275,7 @@ func TestReconcilerFollowsBucket(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	if _, err := store.Apply(context.Background(), mustRules(t, "name: live\npattern: {type: [a.b]}\ntarget: {service: s}\n"), false, false); err != nil {
+	if _, err := store.Apply(context.Background(), mustRules(t, "name: live\npattern: {type: [a.b]}\ntarget: {service: s}\n"), rules.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the consumer", func() bool { return consumerInfo(t, js, "rule-live") != nil })
@@ -291,7 +291,7 @@ func TestStoreReapplyAfterDelete(t *testing.T) {
 	ctx := context.Background()
 	rs := mustRules(t, "name: again\npattern: {type: [a.b]}\ntarget: {service: s}\n")
 	for i := range 2 {
-		changes, err := store.Apply(ctx, rs, false, false)
+		changes, err := store.Apply(ctx, rs, rules.ApplyOptions{})
 		if err != nil || len(changes) != 1 || changes[0].Op != "create" {
 			t.Fatalf("apply %d: %v %v", i, changes, err)
 		}
@@ -320,5 +320,105 @@ func TestAckWait(t *testing.T) {
 		if got := rules.AckWait(r); got != tt.want {
 			t.Errorf("timeout %s: ack wait %s, want %s", tt.timeout, got, tt.want)
 		}
+	}
+}
+
+// TestStartTimeChangeNeverSkipsUndelivered: moving a rule's startTime past events it has
+// not delivered yet is refused (and counted) unless forced; removing startTime keeps the
+// consumer's position; an earlier startTime replays. The reconciler holds the same line
+// for rules written to the bucket without the CLI.
+func TestStartTimeChangeNeverSkipsUndelivered(t *testing.T) {
+	js, store := setupBus(t)
+	ctx := context.Background()
+	rc := rules.NewReconciler(js, slog.New(slog.DiscardHandler), time.Hour)
+	reconcile := func() []string {
+		t.Helper()
+		actions, err := rc.Reconcile(ctx, stored(t, store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ops(actions)
+	}
+	pending := func() uint64 {
+		t.Helper()
+		info := consumerInfo(t, js, "rule-ledger")
+		return info.NumPending + uint64(info.NumAckPending)
+	}
+	ledger := func(start string) []rules.Rule {
+		r := "name: ledger\npattern: {type: [orders.created]}\ntarget: {service: ledger}\n"
+		if start != "" {
+			r += "startTime: " + start + "\n"
+		}
+		return mustRules(t, r)
+	}
+	begin := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if _, err := store.Apply(ctx, ledger(begin), rules.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reconcile()
+	publish(t, js, "evt.orders.created", 2)
+	if got := pending(); got != 2 {
+		t.Fatalf("pending %d, want 2", got)
+	}
+
+	// Removing startTime: the consumer keeps its position (it used to restart at "new").
+	if _, err := store.Apply(ctx, ledger(""), rules.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reconcile(); !slices.Equal(got, []string{"ledger:updated"}) {
+		t.Fatalf("actions %v", got)
+	}
+	if got := pending(); got != 2 {
+		t.Fatalf("after removing startTime: pending %d, want 2", got)
+	}
+
+	// A later startTime: dry run and apply both say how many events it skips and refuse.
+	later := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	for _, dry := range []bool{true, false} {
+		changes, err := store.Apply(ctx, ledger(later), rules.ApplyOptions{DryRun: dry})
+		if !errors.Is(err, rules.ErrWouldSkip) {
+			t.Fatalf("dry run %v: err %v, want ErrWouldSkip", dry, err)
+		}
+		if len(changes) != 1 || changes[0].Skips != 2 {
+			t.Fatalf("dry run %v: changes %+v, want 2 skips", dry, changes)
+		}
+	}
+	if r, err := store.Get(ctx, "ledger"); err != nil || r.StartTime != nil {
+		t.Fatalf("a refused apply wrote the rule: %+v %v", r, err)
+	}
+
+	// Written behind the CLI's back, the reconciler still keeps the position.
+	bypass := ledger(later)
+	bypass[0].SetDefaults()
+	kv, _ := js.KeyValue(ctx, bus.RulesBucket)
+	if _, err := kv.Put(ctx, "ledger", rules.Encode(bypass[0])); err != nil {
+		t.Fatal(err)
+	}
+	reconcile()
+	if got := pending(); got != 2 {
+		t.Fatalf("after a later startTime written to the bucket: pending %d, want 2", got)
+	}
+
+	// An earlier startTime is a replay: nothing is skipped, so no --force is needed.
+	if _, err := store.Apply(ctx, ledger(begin), rules.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reconcile(); !slices.Equal(got, []string{"ledger:restarted"}) {
+		t.Fatalf("actions %v", got)
+	}
+	if got := pending(); got != 2 {
+		t.Fatalf("after replaying from the start: pending %d, want 2", got)
+	}
+
+	// --force skips, as asked.
+	changes, err := store.Apply(ctx, ledger(later), rules.ApplyOptions{Force: true})
+	if err != nil || changes[0].Skips != 2 || !slices.Contains(changes[0].Fields, "skipUndelivered") {
+		t.Fatalf("forced apply: %+v %v", changes, err)
+	}
+	if got := reconcile(); !slices.Equal(got, []string{"ledger:restarted"}) {
+		t.Fatalf("actions %v", got)
+	}
+	if got := pending(); got != 0 {
+		t.Fatalf("after a forced later startTime: pending %d, want 0", got)
 	}
 }

@@ -32,6 +32,11 @@ type Rule struct {
 	// StartTime, when set, delivers events stored since then (a replay); by default a new
 	// rule receives only events published after it was created.
 	StartTime *time.Time `json:"startTime,omitempty"`
+	// SkipUndelivered lets a startTime change move the rule's consumer past events stored
+	// but not yet delivered, which are then never delivered to this rule. `rules apply
+	// --force` sets it on the rules whose change would skip events; without it the server
+	// never skips: a later startTime leaves the consumer where it is.
+	SkipUndelivered bool `json:"skipUndelivered,omitempty"`
 }
 
 // Target names the service (its sidecar) and the path its handler listens on.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,7 @@ import (
 // Store is the mesh-rules KV bucket: one key per rule name, the rule as JSON. It is safe
 // for concurrent use.
 type Store struct {
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 }
 
@@ -27,7 +29,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", bus.RulesBucket, err)
 	}
-	return &Store{kv: kv}, nil
+	return &Store{js: js, kv: kv}, nil
 }
 
 // Encode is a rule's stored form.
@@ -118,12 +120,19 @@ type Change struct {
 	Name string `json:"name"`
 	// Fields lists the top-level fields an update changes.
 	Fields []string `json:"fields,omitempty"`
+	// Skips counts the events stored but not yet delivered that the update's new
+	// startTime would move the rule's consumer past: they would never reach the rule.
+	Skips uint64 `json:"skips,omitempty"`
 }
 
 func (c Change) String() string {
 	switch c.Op {
 	case "update":
-		return fmt.Sprintf("updated   %s (%s)", c.Name, joinFields(c.Fields))
+		s := fmt.Sprintf("updated   %s (%s)", c.Name, strings.Join(c.Fields, ", "))
+		if c.Skips > 0 {
+			s += fmt.Sprintf(": the new startTime skips %d undelivered event(s)", c.Skips)
+		}
+		return s
 	case "create":
 		return "created   " + c.Name
 	case "delete":
@@ -132,68 +141,118 @@ func (c Change) String() string {
 	return "unchanged " + c.Name
 }
 
-func joinFields(fs []string) string {
-	out := ""
-	for i, f := range fs {
-		if i > 0 {
-			out += ", "
-		}
-		out += f
-	}
-	return out
+// ApplyOptions say how far Apply may go.
+type ApplyOptions struct {
+	// Prune deletes stored rules the desired set does not hold.
+	Prune bool
+	// DryRun reports the changes and writes nothing.
+	DryRun bool
+	// Force lets a startTime change skip events stored but not yet delivered (the rule is
+	// stored with SkipUndelivered). Without it such a change is refused with ErrWouldSkip.
+	Force bool
 }
 
-// Apply makes the stored rules match desired: creates and updates them, and with prune
-// deletes stored rules desired does not hold. With dryRun it only reports. Writes use the
-// revision read, so a concurrent change to the same rule fails instead of being lost.
-func (s *Store) Apply(ctx context.Context, desired []Rule, prune, dryRun bool) ([]Change, error) {
+// Apply makes the stored rules match desired: creates and updates them, and with
+// opts.Prune deletes stored rules desired does not hold. A startTime change that would
+// skip undelivered events is refused, with nothing written, unless opts.Force; the
+// returned changes say how many each would skip. Writes use the revision read, so a
+// concurrent change to the same rule fails instead of being lost.
+func (s *Store) Apply(ctx context.Context, desired []Rule, opts ApplyOptions) ([]Change, error) {
 	current, err := s.all(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var changes []Change
-	want := map[string]bool{}
-	for _, r := range desired {
-		want[r.Name] = true
-		raw := Encode(r)
+	changes := make([]Change, 0, len(desired))
+	encoded := make([][]byte, len(desired))
+	var skipping []string
+	for i, r := range desired {
 		cur, exists := current[r.Name]
-		switch {
+		switch raw := Encode(r); {
 		case !exists:
 			changes = append(changes, Change{Op: "create", Name: r.Name})
-			if !dryRun {
-				if _, err := s.kv.Create(ctx, r.Name, raw); err != nil {
-					return changes, fmt.Errorf("creating rule %s: %w", r.Name, err)
-				}
-			}
 		case bytes.Equal(cur.raw, raw):
 			changes = append(changes, Change{Op: "unchanged", Name: r.Name})
 		default:
-			changes = append(changes, Change{Op: "update", Name: r.Name, Fields: changedFields(cur.raw, raw)})
-			if !dryRun {
-				if _, err := s.kv.Update(ctx, r.Name, raw, cur.revision); err != nil {
-					return changes, fmt.Errorf("updating rule %s (changed by someone else meanwhile? apply again): %w", r.Name, err)
+			c := Change{Op: "update", Name: r.Name, Fields: changedFields(cur.raw, raw)}
+			if c.Skips, err = s.skips(ctx, cur.rule, r); err != nil {
+				return nil, fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			if c.Skips > 0 {
+				skipping = append(skipping, fmt.Sprintf("%s (%d)", r.Name, c.Skips))
+				if opts.Force {
+					r.SkipUndelivered = true
+					c.Fields = changedFields(cur.raw, Encode(r))
 				}
+			}
+			changes = append(changes, c)
+		}
+		encoded[i] = Encode(r)
+	}
+	if len(skipping) > 0 && !opts.Force {
+		return changes, fmt.Errorf("%w: %s; nothing was written. Apply with --force to skip them, or keep the old startTime (to deliver older events again, set an earlier one)",
+			ErrWouldSkip, strings.Join(skipping, ", "))
+	}
+	var deletions []string
+	if opts.Prune {
+		want := make(map[string]bool, len(desired))
+		for _, r := range desired {
+			want[r.Name] = true
+		}
+		for name := range current {
+			if !want[name] {
+				deletions = append(deletions, name)
+			}
+		}
+		sort.Strings(deletions)
+		for _, name := range deletions {
+			changes = append(changes, Change{Op: "delete", Name: name})
+		}
+	}
+	if opts.DryRun {
+		return changes, nil
+	}
+	for i, r := range desired {
+		switch changes[i].Op {
+		case "create":
+			if _, err := s.kv.Create(ctx, r.Name, encoded[i]); err != nil {
+				return changes, fmt.Errorf("creating rule %s: %w", r.Name, err)
+			}
+		case "update":
+			if _, err := s.kv.Update(ctx, r.Name, encoded[i], current[r.Name].revision); err != nil {
+				return changes, fmt.Errorf("updating rule %s (changed by someone else meanwhile? apply again): %w", r.Name, err)
 			}
 		}
 	}
-	if prune {
-		var names []string
-		for name := range current {
-			if !want[name] {
-				names = append(names, name)
-			}
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			changes = append(changes, Change{Op: "delete", Name: name})
-			if !dryRun {
-				if err := s.kv.Delete(ctx, name, jetstream.LastRevision(current[name].revision)); err != nil {
-					return changes, fmt.Errorf("deleting rule %s: %w", name, err)
-				}
-			}
+	for _, name := range deletions {
+		if err := s.kv.Delete(ctx, name, jetstream.LastRevision(current[name].revision)); err != nil {
+			return changes, fmt.Errorf("deleting rule %s: %w", name, err)
 		}
 	}
 	return changes, nil
+}
+
+// skips counts the undelivered events that changing the stored rule cur into r would
+// skip: only a new, later startTime moves a consumer forward (see Reconciler).
+func (s *Store) skips(ctx context.Context, cur, r Rule) (uint64, error) {
+	if r.StartTime == nil || cur.StartTime != nil && cur.StartTime.Equal(*r.StartTime) {
+		return 0, nil
+	}
+	want, err := ConsumerConfig(r)
+	if err != nil {
+		return 0, err
+	}
+	stream, err := s.js.Stream(ctx, bus.EventsStream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", bus.EventsStream, err)
+	}
+	c, err := stream.Consumer(ctx, r.ConsumerName())
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, nil // not created yet: it will start where the rule says
+	}
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s: %w", r.ConsumerName(), err)
+	}
+	return SkippedByRestart(ctx, stream, c.CachedInfo(), want)
 }
 
 // changedFields compares two stored rules field by field.

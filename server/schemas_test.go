@@ -131,7 +131,7 @@ func applyRule(t *testing.T, srv *server.Server, yaml string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Apply(ctx, rs, false, false); err != nil {
+	if _, err := store.Apply(ctx, rs, rules.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rs {

@@ -71,7 +71,7 @@ func (b *bed) apply(t *testing.T, yaml string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.Apply(context.Background(), rs, false, false); err != nil {
+	if _, err := b.store.Apply(context.Background(), rs, rules.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
