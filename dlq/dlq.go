@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,11 +39,22 @@ const (
 	HeaderTime      = "Jetmesh-Dlq-Time"
 	HeaderOrigin    = "Jetmesh-Dlq-Origin"
 	HeaderTruncated = "Jetmesh-Dlq-Truncated"
+	// HeaderDropped counts the original headers left out to stay under JetStream's header
+	// limit (an event refused for having too many attributes).
+	HeaderDropped = "Jetmesh-Dlq-Headers-Dropped"
 	headerPrefix    = "Jetmesh-Dlq-"
 )
 
 // maxErrorLen bounds the error text kept in a header; handlers can return anything.
 const maxErrorLen = 1024
+
+// maxOriginalHeaderBytes bounds the original headers a record keeps, leaving room under
+// JetStream's 64 KiB header limit for the record's own metadata.
+const maxOriginalHeaderBytes = 48 << 10
+
+// keptFirst are the original headers a record keeps before any other when it cannot keep
+// them all: enough to tell which event it was.
+var keptFirst = []string{"ce-id", "ce-type", "ce-source", "ce-specversion", "content-type", "ce-time", "ce-subject"}
 
 // ErrNotRecord is returned by Parse for a message without Jetmesh-Dlq-* metadata.
 var ErrNotRecord = errors.New("not a jetmesh DLQ record")
@@ -70,6 +82,9 @@ type Record struct {
 	Body []byte
 	// TruncatedFrom is the original body size when Body was cut to fit; 0 otherwise.
 	TruncatedFrom int
+	// HeadersDropped counts original headers a stored record left out (Msg keeps at most
+	// 48 KiB of them, those naming the event first).
+	HeadersDropped int
 }
 
 // Subject is where the record is stored: dlq.rule.<rule> or dlq.ingress.<reason>.
@@ -84,11 +99,34 @@ func (r *Record) Subject() string {
 // change how JetStream stores it (Nats-*) are dropped; everything else is kept.
 func (r *Record) Msg() *nats.Msg {
 	h := nats.Header{}
-	for k, vs := range r.Header {
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
 		if strings.HasPrefix(strings.ToLower(k), "nats-") || strings.HasPrefix(k, headerPrefix) {
 			continue
 		}
-		h[k] = vs
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if pa, pb := priority(a), priority(b); pa != pb {
+			return pa - pb
+		}
+		return strings.Compare(a, b)
+	})
+	size, dropped := 0, 0
+	for _, k := range names {
+		n := 0
+		for _, v := range r.Header[k] {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+		if size+n > maxOriginalHeaderBytes {
+			dropped++
+			continue
+		}
+		size += n
+		h[k] = r.Header[k]
+	}
+	if dropped > 0 {
+		h.Set(HeaderDropped, strconv.Itoa(dropped))
 	}
 	h.Set(HeaderReason, r.Reason)
 	setIf(h, HeaderError, sanitize(r.Error))
@@ -137,6 +175,9 @@ func Parse(header nats.Header, body []byte) (*Record, error) {
 	if r.TruncatedFrom, err = atoiIf(header.Get(HeaderTruncated)); err != nil {
 		return nil, fmt.Errorf("%s: %w", HeaderTruncated, err)
 	}
+	if r.HeadersDropped, err = atoiIf(header.Get(HeaderDropped)); err != nil {
+		return nil, fmt.Errorf("%s: %w", HeaderDropped, err)
+	}
 	if ts := header.Get(HeaderTime); ts != "" {
 		if r.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
 			return nil, fmt.Errorf("%s: %w", HeaderTime, err)
@@ -156,6 +197,14 @@ func (r *Record) Truncate(limit int) {
 		r.TruncatedFrom = len(r.Body)
 		r.Body = r.Body[:limit]
 	}
+}
+
+// priority orders original headers for keeping: those naming the event first.
+func priority(name string) int {
+	if i := slices.Index(keptFirst, strings.ToLower(name)); i >= 0 {
+		return i
+	}
+	return len(keptFirst)
 }
 
 func setIf(h nats.Header, k, v string) {

@@ -18,20 +18,23 @@ var (
 
 // Rule names carried in Error.Rule. They are stable: API clients may switch on them.
 const (
-	RuleJSON         = "json"          // not parseable JSON, or not the JSON kind expected
-	RuleRequired     = "required"      // a required attribute is missing or empty
-	RuleString       = "string"        // the attribute must be a JSON string
-	RuleSpecVersion  = "specversion"   // specversion is not "1.0"
-	RuleTypeToken    = "type_token"    // type is not dot-separated [a-z0-9_-]+ tokens
-	RuleTimestamp    = "rfc3339"       // time is not an RFC 3339 timestamp
-	RuleURIRef       = "uri_reference" // source or dataschema is not a URI reference
-	RuleControlChar  = "control_char"  // a value contains control characters
-	RuleTooLong      = "max_length"    // a value is longer than its limit
-	RuleExtension    = "extension"     // a bad extension attribute name or value
-	RuleDataConflict = "data_conflict" // both data and data_base64 are present
-	RuleBase64       = "base64"        // data_base64 is not valid base64
-	RuleDataJSON     = "data_json"     // datacontenttype says JSON but data is not JSON
-	RuleMaxSize      = "max_size"      // the event is over the size limit
+	RuleJSON         = "json"            // not parseable JSON, or not the JSON kind expected
+	RuleRequired     = "required"        // a required attribute is missing or empty
+	RuleString       = "string"          // the attribute must be a JSON string
+	RuleSpecVersion  = "specversion"     // specversion is not "1.0"
+	RuleTypeToken    = "type_token"      // type is not dot-separated [a-z0-9_-]+ tokens
+	RuleTimestamp    = "rfc3339"         // time is not an RFC 3339 timestamp
+	RuleURIRef       = "uri_reference"   // source or dataschema is not a URI reference
+	RuleControlChar  = "control_char"    // a value contains control characters
+	RuleTooLong      = "max_length"      // a value is longer than its limit
+	RuleExtension    = "extension"       // a bad extension attribute name or value
+	RuleDataConflict = "data_conflict"   // both data and data_base64 are present
+	RuleBase64       = "base64"          // data_base64 is not valid base64
+	RuleDataJSON     = "data_json"       // datacontenttype says JSON but data is not JSON
+	RuleMaxSize      = "max_size"        // the event is over the size limit
+	RuleText         = "unicode"         // a string is not Unicode text (invalid UTF-8, a lone surrogate)
+	RuleDuplicate    = "duplicate_key"   // an attribute appears twice in the event object
+	RuleHeaderSize   = "max_header_size" // the stored headers (attributes) are over JetStream's limit
 )
 
 // Error is a rejected event: which attribute broke which rule, in words a user can act on.

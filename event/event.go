@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SpecVersion is the only CloudEvents version jetmesh accepts.
@@ -106,10 +108,48 @@ func (e *Event) validate(checkData bool) error {
 			return err
 		}
 	}
-	if checkData && len(e.Data) > 0 && IsJSON(e.ContentType()) && validJSON(e.Data) != nil {
-		return invalid("data", RuleDataJSON, "datacontenttype is %s but data is not valid JSON", e.ContentType())
+	if checkData && len(e.Data) > 0 && IsJSON(e.ContentType()) {
+		if serr := validJSON(e.Data); serr != nil {
+			if serr.text && json.Valid(e.Data) {
+				return invalid("data", RuleText, "must be Unicode text (RFC 8259): %s", serr)
+			}
+			return invalid("data", RuleDataJSON, "datacontenttype is %s but data is not valid JSON", e.ContentType())
+		}
+	}
+	if n := e.headerBytes(); n > MaxHeaderBytes {
+		return &Error{Rule: RuleHeaderSize, kind: ErrTooLarge, Msg: fmt.Sprintf(
+			"the event's attributes take %d bytes as stored headers, over the limit of %d bytes (JetStream stores at most 64 KiB of headers): send fewer or shorter extension attributes, or move them into data",
+			n, MaxHeaderBytes)}
 	}
 	return nil
+}
+
+// MaxHeaderBytes bounds an event's stored headers (its attributes in binary form, as NATS
+// encodes them). JetStream refuses a message with more than 64 KiB of headers; the rest
+// is left for headers added on the way (trace context, delivery and DLQ metadata).
+const MaxHeaderBytes = 60 << 10
+
+// headerBytes is the size of Header() as NATS encodes it ("NATS/1.0\r\n", one
+// "Name: value\r\n" line each, a final "\r\n"), computed without building it.
+func (e *Event) headerBytes() int {
+	line := func(name, v string) int {
+		if v == "" {
+			return 0
+		}
+		return len(name) + 2 + len(v) + 2
+	}
+	n := len("NATS/1.0\r\n\r\n")
+	n += line("ce-specversion", e.SpecVersion) + line("ce-id", e.ID) + line("ce-source", e.Source) + line("ce-type", e.Type) +
+		line("ce-subject", e.Subject) + line("ce-dataschema", e.DataSchema) + line(HeaderContentType, e.ContentType()) + line(HeaderMsgID, e.ID)
+	if !e.Time.IsZero() {
+		n += len("ce-time: \r\n") + len(time.RFC3339Nano) // the layout is as wide as its widest rendering
+	}
+	for name, v := range e.Extensions {
+		if v != "" {
+			n += len("ce-") + line(name, v)
+		}
+	}
+	return n
 }
 
 // ValidateType checks an event type: dot-separated tokens of [a-z0-9_-], at most 255 bytes.
@@ -153,6 +193,9 @@ func checkText(field, v string, required bool, limit int) *Error {
 	}
 	if hasControl(v) {
 		return invalid(field, RuleControlChar, "must not contain control characters (such as newlines)")
+	}
+	if !utf8.ValidString(v) {
+		return invalid(field, RuleText, "is not valid UTF-8 text")
 	}
 	return nil
 }

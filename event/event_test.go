@@ -3,6 +3,7 @@ package event_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -80,6 +81,21 @@ func TestParseStructuredRejects(t *testing.T) {
 		{"extension object value", with("tenant", map[string]int{"a": 1}), 0, event.ErrInvalid, "tenant", event.RuleExtension, "strings, numbers or booleans"},
 		{"extension control char", with("tenant", "a\rb"), 0, event.ErrInvalid, "tenant", event.RuleControlChar, "control"},
 		{"over size limit", with("data", strings.Repeat("x", 2000)), 1024, event.ErrTooLarge, "", event.RuleMaxSize, "over the limit of 1024 bytes"},
+		// Two different ids must never collide on a decoder's U+FFFD.
+		{"id lone high surrogate", `{"specversion":"1.0","id":"\udbffx","source":"/s","type":"a"}`, 0, event.ErrInvalid, "id", event.RuleText, `\udbff is a lone UTF-16 surrogate`},
+		{"id lone low surrogate", `{"specversion":"1.0","id":"\udc00","source":"/s","type":"a"}`, 0, event.ErrInvalid, "id", event.RuleText, "lone UTF-16 surrogate"},
+		{"id invalid UTF-8", "{\"specversion\":\"1.0\",\"id\":\"a\xffb\",\"source\":\"/s\",\"type\":\"a\"}", 0, event.ErrInvalid, "id", event.RuleText, "byte 0xff is not valid UTF-8"},
+		{"source invalid UTF-8", "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/\xc3\",\"type\":\"a\"}", 0, event.ErrInvalid, "source", event.RuleText, "not valid UTF-8"},
+		{"extension invalid UTF-8", "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"a\",\"tenant\":\"\xed\xa0\x80\"}", 0, event.ErrInvalid, "tenant", event.RuleText, "not valid UTF-8"},
+		{"data lone surrogate", `{"specversion":"1.0","id":"1","source":"/s","type":"a","data":{"name":"\ud800"}}`, 0, event.ErrInvalid, "data", event.RuleText, "lone UTF-16 surrogate"},
+		{"data invalid UTF-8", "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"a\",\"data\":[\"\x80\"]}", 0, event.ErrInvalid, "data", event.RuleText, "not valid UTF-8"},
+		{"key invalid UTF-8", "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"a\",\"\xff\":1}", 0, event.ErrInvalid, "", event.RuleText, "attribute name is not Unicode text"},
+		{"invalid UTF-8 and a syntax error: the syntax error wins", "{\"id\":\"\xff\",}", 0, event.ErrMalformed, "", event.RuleJSON, "not a JSON object"},
+		{"duplicate id", `{"specversion":"1.0","id":"1","source":"/s","type":"a","id":"2"}`, 0, event.ErrInvalid, "id", event.RuleDuplicate, "appears more than once"},
+		{"duplicate id, escaped", `{"specversion":"1.0","id":"1","source":"/s","type":"a","\u0069d":"1"}`, 0, event.ErrInvalid, "id", event.RuleDuplicate, "appears more than once"},
+		{"duplicate data", `{"specversion":"1.0","id":"1","source":"/s","type":"a","data":1,"data":2}`, 0, event.ErrInvalid, "data", event.RuleDuplicate, "appears more than once"},
+		{"duplicate extension", `{"specversion":"1.0","id":"1","source":"/s","type":"a","tenant":"x","tenant":"y"}`, 0, event.ErrInvalid, "tenant", event.RuleDuplicate, "appears more than once"},
+		{"headers over JetStream's limit", manyExtensions(4000), 1 << 20, event.ErrTooLarge, "", event.RuleHeaderSize, "over the limit of 61440 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,5 +290,49 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("ids not time ordered: %s after %s", id, prev)
 		}
 		seen[id], prev = true, id
+	}
+}
+
+// manyExtensions is a valid event with n short extension attributes: small as JSON, but
+// over JetStream's header limit once each becomes a ce-* header.
+func manyExtensions(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"specversion":"1.0","id":"1","source":"/s","type":"a"`)
+	for i := range n {
+		fmt.Fprintf(&b, `,"x%d":"abcdefgh"`, i)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// TestParseBinaryRefusesNonText: binary mode holds the same line as structured mode, in
+// headers (percent-decoded) and in JSON data.
+func TestParseBinaryRefusesNonText(t *testing.T) {
+	base := func() http.Header {
+		return http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"1"}, "Ce-Source": {"/s"}, "Ce-Type": {"a"}, "Content-Type": {"application/json"}}
+	}
+	tests := []struct {
+		name, header, value string
+		body                string
+		wantField           string
+	}{
+		{"id percent-encodes invalid UTF-8", "Ce-Id", "a%FFb", `{}`, "id"},
+		{"id percent-encodes a surrogate", "Ce-Id", "%ED%A0%80", `{}`, "id"},
+		{"extension raw invalid UTF-8", "Ce-Tenant", "\xff", `{}`, "tenant"},
+		{"data lone surrogate", "", "", `{"a":"\udbff"}`, "data"},
+		{"data invalid UTF-8", "", "", "{\"a\":\"\xc0\"}", "data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := base()
+			if tt.header != "" {
+				h.Set(tt.header, tt.value)
+			}
+			_, err := event.ParseHTTPBinary(h, []byte(tt.body), 0)
+			var ee *event.Error
+			if !errors.As(err, &ee) || ee.Field != tt.wantField || ee.Rule != event.RuleText || !errors.Is(err, event.ErrInvalid) {
+				t.Fatalf("err %v (%+v), want field %s refused as %s", err, ee, tt.wantField, event.RuleText)
+			}
+		})
 	}
 }

@@ -29,6 +29,7 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 	e := &Event{}
 	var data, data64 []byte
 	var attrErr *Error // the first attribute problem; a syntax error anywhere wins over it
+	var seen attrSet
 	i = skipWS(raw, i+1)
 	for empty := i < len(raw) && raw[i] == '}'; !empty; {
 		if i >= len(raw) || raw[i] != '"' {
@@ -36,9 +37,12 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 		}
 		keyEnd, keySlow, serr := scanString(raw, i)
 		if serr != nil {
-			return nil, syntax("not a JSON object", serr)
+			return nil, structuredError(raw, "", serr)
 		}
-		key := raw[i:keyEnd]
+		name := jsonString(raw[i:keyEnd], keySlow)
+		if !seen.add(name) && attrErr == nil {
+			attrErr = invalid(name, RuleDuplicate, "appears more than once in the event object")
+		}
 		if i = skipWS(raw, keyEnd); i >= len(raw) || raw[i] != ':' {
 			return nil, syntax("not a JSON object", unexpected(raw, i, "after object key"))
 		}
@@ -50,10 +54,10 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 			vEnd, serr = scanValue(raw, vStart, 1)
 		}
 		if serr != nil {
-			return nil, syntax("not a JSON object", serr)
+			return nil, structuredError(raw, name, serr)
 		}
 		value := raw[vStart:vEnd]
-		switch name := jsonString(key, keySlow); name {
+		switch name {
 		case "data":
 			data = value
 		case "data_base64":
@@ -87,6 +91,47 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// structuredError reports a scan failure inside the event object at raw. A string that is
+// not Unicode text is the event's fault, named by the attribute holding it (data for
+// anything inside data), unless the JSON is also broken somewhere: a syntax error wins,
+// as it does for every other attribute problem.
+func structuredError(raw []byte, field string, serr *syntaxError) *Error {
+	if !serr.text || !json.Valid(raw) {
+		return syntax("not a JSON object", serr)
+	}
+	if field == "" {
+		return invalid("", RuleText, "an attribute name is not Unicode text: %s", serr)
+	}
+	return invalid(field, RuleText, "must be Unicode text (RFC 8259): %s", serr)
+}
+
+// attrSet records the attribute names seen in one event object, to refuse duplicates that
+// JSON decoders resolve differently (encoding/json keeps the last).
+type attrSet struct {
+	core  uint16
+	other map[string]struct{}
+}
+
+var coreAttrs = map[string]uint16{"specversion": 1 << 0, "id": 1 << 1, "source": 1 << 2, "type": 1 << 3, "subject": 1 << 4,
+	"time": 1 << 5, "datacontenttype": 1 << 6, "dataschema": 1 << 7, "data": 1 << 8, "data_base64": 1 << 9}
+
+// add records name and reports whether it is new.
+func (s *attrSet) add(name string) bool {
+	if bit, ok := coreAttrs[name]; ok {
+		dup := s.core&bit != 0
+		s.core |= bit
+		return !dup
+	}
+	if _, dup := s.other[name]; dup {
+		return false
+	}
+	if s.other == nil {
+		s.other = make(map[string]struct{}, 2)
+	}
+	s.other[name] = struct{}{}
+	return true
 }
 
 // setAttr sets one context attribute or extension from its JSON value.
@@ -187,6 +232,9 @@ func ParseBatch(raw []byte) ([]json.RawMessage, error) {
 	i = skipWS(raw, i+1)
 	for empty := i < len(raw) && raw[i] == ']'; !empty; {
 		end, serr := scanValue(raw, i, 1)
+		if serr != nil && serr.text && json.Valid(raw) {
+			return splitBatchSlow(raw), nil
+		}
 		if serr != nil {
 			return nil, syntax("batch is not a JSON array", serr)
 		}
@@ -203,6 +251,14 @@ func ParseBatch(raw []byte) ([]json.RawMessage, error) {
 		return nil, syntax("batch is not a JSON array", unexpected(raw, i, "after top-level value"))
 	}
 	return entries, nil
+}
+
+// splitBatchSlow splits a valid JSON array whose entries hold strings that are not Unicode
+// text: the batch is sound, the entries are refused one by one when parsed.
+func splitBatchSlow(raw []byte) []json.RawMessage {
+	var entries []json.RawMessage
+	_ = json.Unmarshal(raw, &entries) // raw is a valid JSON array
+	return entries
 }
 
 // notA explains why raw, whose first value starts at b[i], is not the JSON kind wanted:

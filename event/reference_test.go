@@ -1,10 +1,14 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // referenceParseStructured is the straightforward encoding/json implementation that
@@ -20,6 +24,12 @@ func referenceParseStructured(raw []byte, maxBytes int) (*Event, error) {
 	}
 	if attrs == nil {
 		return nil, malformed("not a JSON object: got null")
+	}
+	if !referenceText(raw) {
+		return nil, invalid("", RuleText, "not Unicode text")
+	}
+	if name, dup := referenceDuplicate(raw); dup {
+		return nil, invalid(name, RuleDuplicate, "twice")
 	}
 	e := &Event{}
 	for name, value := range attrs {
@@ -44,6 +54,71 @@ func referenceParseStructured(raw []byte, maxBytes int) (*Event, error) {
 	return e, nil
 }
 
+// referenceText reports whether raw, a valid JSON text, is also Unicode text: valid UTF-8,
+// and every \u escape of a surrogate half part of a high-low pair.
+func referenceText(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	hex := func(b []byte) (rune, bool) {
+		if len(b) < 4 {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(b[:4]), 16, 32)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // raw is valid JSON: a backslash is always followed by its escaped character
+		if raw[i] != 'u' {
+			continue
+		}
+		r, _ := hex(raw[i+1:])
+		i += 4
+		switch {
+		case utf16.IsSurrogate(r) && r >= 0xdc00:
+			return false
+		case utf16.IsSurrogate(r):
+			if i+2 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return false
+			}
+			low, ok := hex(raw[i+3:])
+			if !ok || !utf16.IsSurrogate(low) || low < 0xdc00 {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// referenceDuplicate finds a key that appears twice in the top-level object of raw.
+func referenceDuplicate(raw []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key := tok.(string)
+		if seen[key] {
+			return key, true
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
 func kindOf(err error) error {
 	for _, k := range []error{ErrMalformed, ErrInvalid, ErrTooLarge} {
 		if errors.Is(err, k) {
@@ -61,6 +136,11 @@ func FuzzParseStructuredMatchesReference(f *testing.F) {
 		`{"specversion":"1.0","id":"1","source":"/s","type":"a","data":{"x":[1,2.5e3,"\u00e9"]}}`,
 		`{"specversion":"1.0","id":"\u0041\n","source":"/s","type":"a"}`,
 		`{"specversion":"1.0","id":"1","source":"/s","type":"a","ext":5,"b":true,"data":null}`,
+		`{"specversion":"1.0","id":"\udbffx","source":"/s","type":"a"}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"a","data":{"k":"\udc00"}}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"a","\u0069d":"2"}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"a","data":1,"data":2}`,
+		"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"a\",\"data\":\"\xff\",}",
 		`{"specversion":"1.0","id":"1","id":"2","source":"/s","type":"a","datacontenttype":"text/plain","data":"hi"}`,
 		"{\"specversion\":\"1.0\",\"id\":\"\xff\",\"source\":\"/s\",\"type\":\"a\"}",
 		` [1] `, `{"a":}`, `{"a":1,}`, `{"a" 1}`, `"x"`, `-0.1e+5`, `{}x`, `{"a":[{"b":[]}]}`, `nul`, `{"\ud800":1}`,
@@ -87,7 +167,7 @@ func FuzzParseStructuredMatchesReference(f *testing.F) {
 
 // FuzzParseBatchMatchesReference: the fast batch splitter agrees with encoding/json.
 func FuzzParseBatchMatchesReference(f *testing.F) {
-	for _, s := range []string{`[]`, `[1,"a",{"b":[null]}]`, `[1,]`, `[`, `{}`, ` [ 1 , 2 ] `, `[1] [2]`} {
+	for _, s := range []string{`[]`, `[1,"a",{"b":[null]}]`, "[\"\xff\", 2]", `["\ud800"]`, `[1,]`, `[`, `{}`, ` [ 1 , 2 ] `, `[1] [2]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -111,13 +191,15 @@ func FuzzParseBatchMatchesReference(f *testing.F) {
 	})
 }
 
-// FuzzValidJSONMatchesStdlib: the scanner's validator agrees with encoding/json.Valid.
+// FuzzValidJSONMatchesStdlib: the scanner's validator agrees with encoding/json.Valid on
+// syntax, and refuses what is not Unicode text, which encoding/json lets through.
 func FuzzValidJSONMatchesStdlib(f *testing.F) {
-	for _, s := range []string{`{}`, `[1,2]`, `"\u00zz"`, `01`, `-`, `1e`, `1.`, ` true `, `nulll`, "\"\x01\"", `{"a":[1,{"b":null}]}`} {
+	for _, s := range []string{`{}`, `[1,2]`, `"\u00zz"`, `01`, `-`, `1e`, `1.`, ` true `, `nulll`, "\"\x01\"", `{"a":[1,{"b":null}]}`,
+		`"\ud83d\ude00"`, `"\ud83d"`, `"\ude00"`, `"\ud83d\u0041"`, "\"\xed\xa0\x80\"", `"\\ud800"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if got, want := validJSON(raw) == nil, json.Valid(raw); got != want {
+		if got, want := validJSON(raw) == nil, json.Valid(raw) && referenceText(raw); got != want {
 			t.Fatalf("validJSON = %v, json.Valid = %v for %q", got, want, raw)
 		}
 	})

@@ -8,10 +8,14 @@ import (
 // maxDepth matches encoding/json's nesting limit.
 const maxDepth = 10000
 
-// syntaxError is a JSON syntax problem at a byte offset.
+// syntaxError is a JSON syntax problem at a byte offset. text marks a string that is not
+// valid Unicode text (invalid UTF-8, or an escaped lone surrogate): well-formed JSON
+// otherwise, but RFC 8259 text must be Unicode, and decoders disagree on what to make of
+// it (encoding/json turns it into U+FFFD, so two different ids would become one).
 type syntaxError struct {
-	msg string
-	off int
+	msg  string
+	off  int
+	text bool
 }
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
@@ -25,7 +29,7 @@ func validJSON(b []byte) *syntaxError {
 		return err
 	}
 	if i = skipWS(b, i); i != len(b) {
-		return &syntaxError{fmt.Sprintf("invalid character %q after top-level value", b[i]), i}
+		return &syntaxError{fmt.Sprintf("invalid character %q after top-level value", b[i]), i, false}
 	}
 	return nil
 }
@@ -44,9 +48,9 @@ func skipWS(b []byte, i int) int {
 
 func unexpected(b []byte, i int, what string) *syntaxError {
 	if i >= len(b) {
-		return &syntaxError{"unexpected end of JSON input", i}
+		return &syntaxError{"unexpected end of JSON input", i, false}
 	}
-	return &syntaxError{fmt.Sprintf("invalid character %q %s", b[i], what), i}
+	return &syntaxError{fmt.Sprintf("invalid character %q %s", b[i], what), i, false}
 }
 
 // scanValue validates the value starting at b[i] and returns the offset after it.
@@ -76,7 +80,7 @@ func scanValue(b []byte, i, depth int) (int, *syntaxError) {
 
 func scanObject(b []byte, i, depth int) (int, *syntaxError) {
 	if depth > maxDepth {
-		return i, &syntaxError{"exceeded max depth", i}
+		return i, &syntaxError{"exceeded max depth", i, false}
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
@@ -109,7 +113,7 @@ func scanObject(b []byte, i, depth int) (int, *syntaxError) {
 
 func scanArray(b []byte, i, depth int) (int, *syntaxError) {
 	if depth > maxDepth {
-		return i, &syntaxError{"exceeded max depth", i}
+		return i, &syntaxError{"exceeded max depth", i, false}
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
@@ -132,8 +136,8 @@ func scanArray(b []byte, i, depth int) (int, *syntaxError) {
 }
 
 // scanString validates the string starting at the quote b[i] and returns the offset after
-// its closing quote, and whether it holds escapes or bytes that are not valid UTF-8 (so
-// its value must be decoded rather than sliced).
+// its closing quote, and whether it holds escapes (so its value must be decoded rather
+// than sliced). Bytes that are not UTF-8 and \u escapes of lone surrogates are refused.
 func scanString(b []byte, i int) (int, bool, *syntaxError) {
 	slow := false
 	for i++; i < len(b); {
@@ -150,13 +154,21 @@ func scanString(b []byte, i int) (int, bool, *syntaxError) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				for k := 2; k < 6; k++ {
-					if i+k >= len(b) {
-						return i + k, slow, unexpected(b, i+k, "")
+				r, err := hexRune(b, i)
+				if err != nil {
+					return i, slow, err
+				}
+				switch {
+				case r >= 0xdc00 && r <= 0xdfff:
+					return i, slow, loneSurrogate(r, i)
+				case r >= 0xd800 && r <= 0xdbff:
+					if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+						if low, err := hexRune(b, i+6); err == nil && low >= 0xdc00 && low <= 0xdfff {
+							i += 12
+							continue
+						}
 					}
-					if !isHex(b[i+k]) {
-						return i + k, slow, unexpected(b, i+k, "in \\u hexadecimal character escape")
-					}
+					return i, slow, loneSurrogate(r, i)
 				}
 				i += 6
 			default:
@@ -169,12 +181,42 @@ func scanString(b []byte, i int) (int, bool, *syntaxError) {
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
-				slow = true
+				return i, slow, &syntaxError{fmt.Sprintf("byte 0x%02x is not valid UTF-8", c), i, true}
 			}
 			i += size
 		}
 	}
 	return i, slow, unexpected(b, i, "")
+}
+
+// hexRune reads the four hex digits of the \u escape at b[i].
+func hexRune(b []byte, i int) (rune, *syntaxError) {
+	var r rune
+	for k := 2; k < 6; k++ {
+		if i+k >= len(b) {
+			return 0, unexpected(b, i+k, "")
+		}
+		c := b[i+k]
+		if !isHex(c) {
+			return 0, unexpected(b, i+k, "in \\u hexadecimal character escape")
+		}
+		r = r<<4 | rune(hexVal(c))
+	}
+	return r, nil
+}
+
+func loneSurrogate(r rune, off int) *syntaxError {
+	return &syntaxError{fmt.Sprintf("\\u%04x is a lone UTF-16 surrogate, not a character", r), off, true}
+}
+
+func hexVal(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -143,6 +144,14 @@ func TestRejectionsGoToDLQ(t *testing.T) {
 		{"bad time (binary mode)", "application/json", binary("Ce-Time", "noon"), `{}`, ingress.CodeInvalidEvent, "time", "RFC 3339"},
 		{"over the size limit", ingress.MediaStructured, nil, structured("big", "a", `"`+strings.Repeat("x", 3000)+`"`), ingress.CodeTooLarge, "", "over the limit of 2048"},
 		{"plain JSON, not an object", "application/json", nil, `"hello"`, ingress.CodeMalformed, "", "got a JSON string"},
+		// Once decoded to U+FFFD, \udbfex and \udbffx were the same id: the second was
+		// answered "duplicate" and dropped.
+		{"id with a lone surrogate", ingress.MediaStructured, nil, structured(`\udbffx`, "a", "{}"), ingress.CodeInvalidEvent, "id", "lone UTF-16 surrogate"},
+		{"id not UTF-8", ingress.MediaStructured, nil, structured("a\xffb", "a", "{}"), ingress.CodeInvalidEvent, "id", "not valid UTF-8"},
+		{"id not UTF-8 (binary mode)", "application/json", binary("Ce-Id", "a%FEb"), `{}`, ingress.CodeInvalidEvent, "id", "not valid UTF-8"},
+		{"data not UTF-8", ingress.MediaStructured, nil, structured("x", "a", "{\"k\":\"\xc3\"}"), ingress.CodeInvalidEvent, "data", "not valid UTF-8"},
+		{"data with a lone surrogate (binary mode)", "application/json", binary(), `{"k":"\udc01"}`, ingress.CodeInvalidEvent, "data", "lone UTF-16 surrogate"},
+		{"duplicate id", ingress.MediaStructured, nil, `{"specversion":"1.0","id":"1","source":"/s","type":"a","id":"2"}`, ingress.CodeInvalidEvent, "id", "more than once"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,6 +190,55 @@ func TestRejectionsGoToDLQ(t *testing.T) {
 			}
 			if tt.header != nil && rec.Header["ce-id"] == nil {
 				t.Errorf("binary-mode DLQ record lost its ce-* headers: %v", rec.Header)
+			}
+		})
+	}
+}
+
+// TestHeaderLimitRefusedAtParse: an event whose attributes would exceed JetStream's header
+// limit once stored is refused as too large, naming the limit, with a DLQ record (it used
+// to be answered 503 "retry" forever and counted unavailable).
+func TestHeaderLimitRefusedAtParse(t *testing.T) {
+	f := setup(t)
+	var ext strings.Builder
+	bin := http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"h-1"}, "Ce-Source": {"/s"}, "Ce-Type": {"a"}}
+	for i := range 4000 {
+		fmt.Fprintf(&ext, `,"x%d":"abcdefgh"`, i)
+		bin.Set(fmt.Sprintf("Ce-X%d", i), "abcdefgh")
+	}
+	requests := []struct {
+		name, contentType string
+		header            http.Header
+		body              string
+	}{
+		{"structured", ingress.MediaStructured, nil, `{"specversion":"1.0","id":"h-1","source":"/s","type":"a"` + ext.String() + `}`},
+		{"binary", "application/json", bin, `{}`},
+	}
+	for _, r := range requests {
+		t.Run(r.name, func(t *testing.T) {
+			before := f.lastSeq(t, bus.DLQStream)
+			status, resp := f.post(t, r.contentType, r.header, []byte(r.body))
+			if status != http.StatusBadRequest || len(resp.Entries) != 1 {
+				t.Fatalf("status %d, response %+v", status, resp)
+			}
+			got := resp.Entries[0]
+			if got.ErrorCode != ingress.CodeTooLarge || !strings.Contains(got.ErrorMessage, "over the limit of 61440 bytes") {
+				t.Fatalf("entry %+v", got)
+			}
+			after := f.lastSeq(t, bus.DLQStream)
+			if after != before+1 {
+				t.Fatalf("DLQ went from %d to %d records, want one more", before, after)
+			}
+			m := f.msg(t, bus.DLQStream, after)
+			rec, err := dlq.Parse(m.Header, m.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Reason != ingress.CodeTooLarge {
+				t.Errorf("record %+v", rec)
+			}
+			if r.header != nil && (rec.HeadersDropped == 0 || rec.Header["ce-id"] == nil) {
+				t.Errorf("binary record: %d headers dropped, ce-id %v; want the event named and the excess dropped", rec.HeadersDropped, rec.Header["ce-id"])
 			}
 		})
 	}
