@@ -42,7 +42,7 @@ const (
 	// HeaderDropped counts the original headers left out to stay under JetStream's header
 	// limit (an event refused for having too many attributes).
 	HeaderDropped = "Jetmesh-Dlq-Headers-Dropped"
-	headerPrefix    = "Jetmesh-Dlq-"
+	headerPrefix  = "Jetmesh-Dlq-"
 )
 
 // maxErrorLen bounds the error text kept in a header; handlers can return anything.
