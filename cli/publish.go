@@ -32,7 +32,12 @@ is persisted. On rejection the server's reason is printed and the exit code is 2
 
 --data takes JSON text, @FILE to read a file, or - to read standard input.
 Without --id a fresh UUIDv7 is used; re-publishing the same --id within the
-duplicate window is accepted and stored once.`,
+duplicate window is accepted and stored once.
+
+Attributes are sent exactly as given and judged by the ingress with the rules any
+HTTP publisher meets (docs/ingress.md): --ext names are taken as typed (lowercase
+a-z0-9 only), an --ext that names a core attribute (id, type, data...) is refused as
+a duplicate, and nothing is trimmed, lower-cased or re-encoded on the way.`,
 		Example: `  jetmesh publish --type orders.created --source /shop --data '{"id":"o-1","amount":120}'
   jetmesh publish --type orders.created --source /shop --id o-1 --subject o-1 --data @order.json
   echo '{"amount":5}' | jetmesh publish --type orders.created --source /shop --data -`,
@@ -66,26 +71,30 @@ func runPublish(ctx context.Context, g *globals, o *publishOptions, stdin io.Rea
 	if o.id == "" {
 		o.id = event.NewID()
 	}
-	// Binary mode: the attributes travel as given and the server is the one judge of them,
-	// so a bad event is refused (and dead-lettered) by the same rules as any other.
-	msg := nats.NewMsg(bus.IngressSubject)
-	for k, v := range map[string]string{
-		"ce-specversion": event.SpecVersion, "ce-id": o.id, "ce-type": o.typ, "ce-source": o.source,
-		"ce-subject": o.subject, "ce-dataschema": o.dataSchema, "ce-time": o.eventTime,
-		"Content-Type": o.contentType,
-	} {
-		if v != "" {
-			msg.Header.Set(k, v)
-		}
-	}
+	// The attributes travel exactly as given, in a structured event, and the ingress is the
+	// one judge of them: a bad event is refused (and dead-lettered) by the rules and the
+	// code that judge any HTTP publisher. An --ext that names a core attribute is a
+	// duplicate key, an upper-case name a bad extension name; nothing is fixed up here.
+	var draft event.Draft
+	draft.Set("specversion", event.SpecVersion)
+	draft.Set("id", o.id)
+	draft.Set("type", o.typ)
+	draft.Set("source", o.source)
+	draft.Set("subject", o.subject)
+	draft.Set("dataschema", o.dataSchema)
+	draft.Set("time", o.eventTime)
+	draft.Set("datacontenttype", o.contentType)
 	for _, ext := range o.extensions {
 		name, value, ok := strings.Cut(ext, "=")
 		if !ok || name == "" {
 			return refused("--ext wants NAME=VALUE, got %q", ext)
 		}
-		msg.Header.Set("ce-"+strings.ToLower(name), value)
+		draft.Set(name, value)
 	}
-	msg.Data = data
+	draft.SetData(data)
+	msg := nats.NewMsg(bus.IngressSubject)
+	msg.Header.Set(event.HeaderContentType, ingress.MediaStructured)
+	msg.Data, _ = draft.MarshalJSON() // never fails
 
 	nc, err := g.connect("publish")
 	if err != nil {

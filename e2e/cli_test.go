@@ -50,6 +50,13 @@ func TestCLI(t *testing.T) {
 			{[]string{"--type", "a", "--source", "/s", "--data", "{"}, []string{"data: datacontenttype is application/json but data is not valid JSON"}},
 			{[]string{"--type", "a", "--source", "/s", "--ext", "Bad-Name=1"}, []string{"rejected (invalid_event)", "extension attribute names"}},
 			{[]string{"--type", "a"}, []string{"--type and --source are required"}},
+			// The CLI applies exactly the ingress's rules: nothing replaced, lower-cased or let through.
+			{[]string{"--type", "a", "--source", "/s", "--ext", "id=X"}, []string{"rejected (invalid_event)", "id: appears more than once"}},
+			{[]string{"--type", "a", "--source", "/s", "--ext", "type=T"}, []string{"rejected (invalid_event)", "type: appears more than once"}},
+			{[]string{"--type", "a", "--source", "/s", "--ext", "Bad=1"}, []string{"rejected (invalid_event)", "Bad: extension attribute names"}},
+			{[]string{"--type", "a", "--source", "/s", "--id", "a\nb"}, []string{"rejected (invalid_event)", "id: must not contain control characters"}},
+			{[]string{"--type", "a", "--source", "/s", "--id", "a\xffb"}, []string{"rejected (invalid_event)", "id: is not Unicode text (RFC 8259)"}},
+			{[]string{"--type", "orders.créé", "--source", "/s"}, []string{"rejected (invalid_event)", `has character 'é'`}},
 		}
 		for _, c := range cases {
 			_, errOut, code := srv.cli(t, "", append([]string{"publish"}, c.args...)...)
@@ -157,7 +164,7 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("dlq ls -o json: exit %d %s", code, out)
 		}
 		out, _, code = srv.cli(t, "", "dlq", "show", fmt.Sprint(recs[0].Sequence))
-		if code != 0 || !strings.Contains(out, `type: "Bad.Type" has character 'B'`) || !strings.Contains(out, "Header ce-id") || !strings.Contains(out, "Original body:") {
+		if code != 0 || !strings.Contains(out, `type: "Bad.Type" has character 'B'`) || !strings.Contains(out, "Event id             dlq-cli") || !strings.Contains(out, "Original body:") {
 			t.Fatalf("dlq show: exit %d\n%s", code, out)
 		}
 		if _, errOut, code := srv.cli(t, "", "dlq", "show", "999999"); code != 1 || !strings.Contains(errOut, "no DLQ record #999999") {

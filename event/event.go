@@ -111,7 +111,7 @@ func (e *Event) validate(checkData bool) error {
 	if checkData && len(e.Data) > 0 && IsJSON(e.ContentType()) {
 		if serr := validJSON(e.Data); serr != nil {
 			if serr.text && json.Valid(e.Data) {
-				return invalid("data", RuleText, "must be Unicode text (RFC 8259): %s", serr)
+				return invalid("data", RuleText, "is not Unicode text (RFC 8259): %s", serr)
 			}
 			return invalid("data", RuleDataJSON, "datacontenttype is %s but data is not valid JSON", e.ContentType())
 		}
@@ -172,7 +172,8 @@ func ValidateType(t string) error {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-':
 			tokenLen++
 		default:
-			return invalid("type", RuleTypeToken, "%q has character %q: each dot-separated token must match [a-z0-9_-]+", t, rune(c))
+			r, _ := utf8.DecodeRuneInString(t[i:])
+			return invalid("type", RuleTypeToken, "%q has character %q: each dot-separated token must match [a-z0-9_-]+", t, r)
 		}
 	}
 	if tokenLen == 0 {
@@ -195,7 +196,7 @@ func checkText(field, v string, required bool, limit int) *Error {
 		return invalid(field, RuleControlChar, "must not contain control characters (such as newlines)")
 	}
 	if !utf8.ValidString(v) {
-		return invalid(field, RuleText, "is not valid UTF-8 text")
+		return invalid(field, RuleText, "is not Unicode text (RFC 8259): not valid UTF-8")
 	}
 	return nil
 }

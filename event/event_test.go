@@ -336,3 +336,45 @@ func TestParseBinaryRefusesNonText(t *testing.T) {
 		})
 	}
 }
+
+// TestDraftKeepsWhatTheClientGave: a Draft's structured form carries attributes and data
+// untouched, so the parser (the ingress) judges them; valid drafts parse to the event.
+func TestDraftKeepsWhatTheClientGave(t *testing.T) {
+	draft := func(data string, kv ...string) []byte {
+		var d event.Draft
+		for i := 0; i < len(kv); i += 2 {
+			d.Set(kv[i], kv[i+1])
+		}
+		d.SetData([]byte(data))
+		raw, _ := d.MarshalJSON()
+		return raw
+	}
+	base := []string{"specversion", "1.0", "id", "d-1", "type", "a.b", "source", "/s"}
+	refused := []struct {
+		name      string
+		raw       []byte
+		wantField string
+		wantRule  string
+	}{
+		{"extension named id", draft("{}", append(base, "id", "X")...), "id", event.RuleDuplicate},
+		{"upper-case extension", draft("{}", append(base, "Bad", "1")...), "Bad", event.RuleExtension},
+		{"newline in id", draft("{}", "specversion", "1.0", "id", "a\nb", "type", "a", "source", "/s"), "id", event.RuleControlChar},
+		{"id not UTF-8", draft("{}", "specversion", "1.0", "id", "\xff", "type", "a", "source", "/s"), "id", event.RuleText},
+		{"JSON content, not JSON data", draft("{", base...), "data", event.RuleDataJSON},
+	}
+	for _, tt := range refused {
+		_, err := event.ParseStructured(tt.raw, 0)
+		var ee *event.Error
+		if !errors.As(err, &ee) || ee.Field != tt.wantField || ee.Rule != tt.wantRule {
+			t.Errorf("%s: %s parsed with %v, want %s/%s", tt.name, tt.raw, err, tt.wantField, tt.wantRule)
+		}
+	}
+	ev, err := event.ParseStructured(draft("raw \x00 bytes", append(base, "datacontenttype", "application/octet-stream", "tenant", `q"uote\`)...), 0)
+	if err != nil || string(ev.Data) != "raw \x00 bytes" || ev.Extensions["tenant"] != `q"uote\` {
+		t.Fatalf("binary data draft: %+v %v", ev, err)
+	}
+	ev, err = event.ParseStructured(draft(`{"a":[1]}`, base...), 0)
+	if err != nil || string(ev.Data) != `{"a":[1]}` || ev.ID != "d-1" {
+		t.Fatalf("JSON draft: %+v %v", ev, err)
+	}
+}

@@ -104,7 +104,7 @@ func structuredError(raw []byte, field string, serr *syntaxError) *Error {
 	if field == "" {
 		return invalid("", RuleText, "an attribute name is not Unicode text: %s", serr)
 	}
-	return invalid(field, RuleText, "must be Unicode text (RFC 8259): %s", serr)
+	return invalid(field, RuleText, "is not Unicode text (RFC 8259): %s", serr)
 }
 
 // attrSet records the attribute names seen in one event object, to refuse duplicates that
