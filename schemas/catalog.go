@@ -24,6 +24,7 @@ const (
 	RuleJSON        = "json"         // the file is not JSON
 	RuleSchema      = "schema"       // the file is not a valid JSON Schema, or a $ref fails
 	RuleImmutable   = "immutable"    // a pushed version was changed
+	RuleRefCycle    = "ref-cycle"    // $refs loop back without descending into the data
 	RuleMissing     = "missing"      // the registry has a version the catalog lacks
 )
 

@@ -1,6 +1,13 @@
 package schemas
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
 
 // Report is the outcome of checking a catalog: Problems make it unusable; Breaking lists
 // versions that reject data their predecessor accepted, which is allowed only on purpose
@@ -75,7 +82,8 @@ func PlanPush(local, registry *Catalog, layout Problems) Plan {
 		}
 	}
 	all := NewCatalog(merged)
-	_, compileProblems := Compile(all)
+	set, compileProblems := Compile(all)
+	p.Add = set.dependenciesFirst(p.Add)
 	broken := files(compileProblems)
 	for _, cp := range compileProblems {
 		for _, d := range p.Add {
@@ -99,4 +107,56 @@ func files(ps Problems) map[string]bool {
 		set[p.File] = true
 	}
 	return set
+}
+
+// dependenciesFirst orders docs so that a document comes after the ones it refers to, so
+// that a push writes them in an order where each one's references are already there.
+// Documents that refer to each other (recursion through properties) keep their order.
+func (s *Set) dependenciesFirst(docs []Document) []Document {
+	byURL := make(map[string]Document, len(docs))
+	for _, d := range docs {
+		byURL[d.URL()] = d
+	}
+	out := make([]Document, 0, len(docs))
+	placed := map[string]bool{}
+	var place func(d Document)
+	place = func(d Document) {
+		if placed[d.URL()] {
+			return
+		}
+		placed[d.URL()] = true // before its references: a loop of documents ends here
+		for _, ref := range s.referencedDocs(d) {
+			if dep, ok := byURL[ref]; ok {
+				place(dep)
+			}
+		}
+		out = append(out, d)
+	}
+	for _, d := range docs {
+		place(d)
+	}
+	return out
+}
+
+// referencedDocs lists the catalog documents d's compiled schema reaches, other than d.
+func (s *Set) referencedDocs(d Document) []string {
+	vs := s.types[d.Type]
+	if d.Version > len(vs) || vs[d.Version-1].schema == nil {
+		return nil
+	}
+	seen := map[*jsonschema.Schema]bool{}
+	docs := map[string]bool{}
+	var walk func(sch *jsonschema.Schema)
+	walk = func(sch *jsonschema.Schema) {
+		if sch == nil || seen[sch] {
+			return
+		}
+		seen[sch] = true
+		if url, _, _ := strings.Cut(sch.Location, "#"); url != d.URL() {
+			docs[url] = true
+		}
+		walkSubschemas(sch, func(sub *jsonschema.Schema, _ bool) bool { walk(sub); return false })
+	}
+	walk(vs[d.Version-1].schema)
+	return slices.Sorted(maps.Keys(docs))
 }

@@ -31,6 +31,39 @@ type version struct {
 // that does not compile is reported in Problems and, in the Set, refuses every event that
 // would be validated against it: a broken schema never lets data through unchecked.
 func Compile(c *Catalog) (*Set, Problems) {
+	set, problems, _ := compile(c)
+	return set, problems
+}
+
+// CompileComplete is Compile for a registry being written one document at a time: a
+// document that refers to another not (yet) in the catalog is held back, with every
+// document referring to it, so the Set holds the previous versions until the documents
+// a push brings are all there, instead of refusing events in between. held lists what
+// was held back; Problems covers the rest.
+func CompileComplete(c *Catalog) (set *Set, problems Problems, held []Document) {
+	docs := c.Docs
+	for {
+		var missing map[string]bool
+		set, problems, missing = compile(NewCatalog(docs))
+		if len(missing) == 0 {
+			return set, problems, held
+		}
+		kept := docs[:0:0]
+		for _, d := range docs {
+			if missing[d.Origin] {
+				held = append(held, d)
+			} else {
+				kept = append(kept, d)
+			}
+		}
+		docs = kept
+	}
+}
+
+// compile is Compile, also naming the documents that failed only because a document they
+// refer to is not in the catalog.
+func compile(c *Catalog) (*Set, Problems, map[string]bool) {
+	var missing map[string]bool
 	compiler := newCompiler()
 	set := &Set{types: make(map[string][]version)}
 	var problems Problems
@@ -54,10 +87,21 @@ func Compile(c *Catalog) (*Set, Problems) {
 		v := version{err: fmt.Errorf("%s v%d is not JSON", d.Type, d.Version)}
 		if added[i] {
 			sch, err := compiler.Compile(d.URL())
+			var notLoaded *jsonschema.LoadURLError
+			if errors.As(err, &notLoaded) && strings.HasPrefix(notLoaded.URL, baseURL) {
+				if missing == nil {
+					missing = map[string]bool{}
+				}
+				missing[d.Origin] = true
+			}
 			if err != nil {
 				msg := compileMessage(err)
 				problems = append(problems, Problem{File: d.Origin, Rule: RuleSchema, Message: msg})
 				v = version{err: fmt.Errorf("%s v%d does not compile: %s", d.Type, d.Version, msg)}
+			} else if loop := refCycle(sch); loop != nil {
+				msg := "$ref cycle " + strings.Join(loop, " → ") + ": these schemas refer to each other without descending into the data, so no event could ever be validated; put the reference under a property or items"
+				problems = append(problems, Problem{File: d.Origin, Rule: RuleRefCycle, Message: msg})
+				v = version{err: fmt.Errorf("%s v%d has a %s", d.Type, d.Version, msg)}
 			} else {
 				v = version{schema: sch}
 			}
@@ -65,7 +109,7 @@ func Compile(c *Catalog) (*Set, Problems) {
 		versions[d.Version-1] = v
 		set.types[d.Type] = versions
 	}
-	return set, problems
+	return set, problems, missing
 }
 
 // newCompiler returns a draft 2020-12 compiler that asserts formats (users who write

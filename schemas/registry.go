@@ -158,9 +158,13 @@ func (l *Live) compile(snap kvwatch.Snapshot) {
 		}
 		docs = append(docs, Document{Type: eventType, Version: version, Origin: origin(key), Raw: raw})
 	}
-	set, problems := Compile(NewCatalog(docs))
+	set, problems, held := CompileComplete(NewCatalog(docs))
 	for _, p := range problems {
 		l.log.Error("schema does not compile; events validated against it are refused", "problem", p.String())
+	}
+	for _, d := range held {
+		l.log.Warn("schema refers to a document the registry does not hold (yet); the type's previous version stays in force until it arrives",
+			"type", d.Type, "version", d.Version)
 	}
 	took := time.Since(began)
 	l.set.Store(set)
