@@ -23,6 +23,8 @@ const (
 	CodeTooManyEntries       = "too_many_entries"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeUnavailable          = "unavailable"
+	// CodeRequestTimeout: the request body did not arrive in time (HTTP 408).
+	CodeRequestTimeout = "request_timeout"
 	// CodeUnknownType: no schema is registered for the event's type.
 	CodeUnknownType = schemas.CodeUnknownType
 	// CodeSchemaInvalid: the data breaks its schema (or dataschema names no such version).

@@ -2,11 +2,9 @@ package ingress
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/jetmesh/jetmesh/event"
 )
@@ -25,12 +23,22 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Error: &RequestError{Code: "method_not_allowed", Message: "use POST to publish events"}})
 		return
 	}
-	if err := in.acquire(r.Context()); err != nil {
+	// The body first, outside any slot: a slot is held only for work that finishes fast.
+	body, release, readErr := in.bodies.Read(w, r)
+	defer release()
+	if readErr != nil && readErr.Code != CodeTooLarge {
+		// No event arrived whole (a body too slow, or no room to hold it): nothing to keep.
+		resp := &Response{Error: readErr, Entries: []EntryResult{}}
+		in.metrics.observe("http", time.Now(), resp)
+		writeJSON(w, resp.StatusCode(), resp)
+		return
+	}
+	if err := in.acquire(r.Context(), in.httpSlots); err != nil {
 		return // the client went away while waiting
 	}
-	defer in.release()
+	defer in.release(in.httpSlots)
 
-	req := request{origin: "http", contentType: r.Header.Get("Content-Type"), trace: map[string]string{}}
+	req := request{origin: "http", contentType: r.Header.Get("Content-Type"), trace: map[string]string{}, body: body, readErr: readErr}
 	for _, h := range traceHeaders {
 		req.trace[h] = r.Header.Get(h)
 	}
@@ -38,15 +46,6 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.binaryHeader = eventHeaders(r.Header)
 		req.parseBinary = func(maxBytes int) (*event.Event, error) {
 			return event.ParseHTTPBinary(r.Header, req.body, maxBytes)
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(in.cfg.MaxRequestBytes)))
-	req.body = body
-	if err != nil {
-		req.readErr = &RequestError{Code: CodeMalformed, Message: "reading request body: " + err.Error()}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			req.readErr = &RequestError{Code: CodeTooLarge, Message: fmt.Sprintf("request body is over the limit of %d bytes", in.cfg.MaxRequestBytes)}
 		}
 	}
 	resp := in.process(r.Context(), req)

@@ -32,9 +32,15 @@ type Config struct {
 	MaxRequestBytes int `yaml:"maxRequestBytes" json:"maxRequestBytes"`
 	// MaxBatchEntries is the most events one batch may hold.
 	MaxBatchEntries int `yaml:"maxBatchEntries" json:"maxBatchEntries"`
-	// MaxInflight is how many requests are worked on at once; more wait their turn, so
-	// memory stays bounded under any load.
+	// MaxInflight is how many requests each transport (HTTP, NATS) works on at once; more
+	// wait their turn. An HTTP request takes its slot only once its body has arrived, so
+	// slow clients cannot hold slots, and one transport never waits for the other's.
 	MaxInflight int `yaml:"maxInflight" json:"maxInflight"`
+	// BodyTimeout bounds how long an HTTP request body may take to arrive (408 after).
+	BodyTimeout duration.Duration `yaml:"bodyTimeout" json:"bodyTimeout"`
+	// MaxBufferedBytes bounds the HTTP request bodies held at once, being read or worked
+	// on; a request that would go over it is refused with 503 (retry).
+	MaxBufferedBytes int64 `yaml:"maxBufferedBytes" json:"maxBufferedBytes"`
 	// PublishTimeout bounds the wait for JetStream's acknowledgement.
 	PublishTimeout duration.Duration `yaml:"publishTimeout" json:"publishTimeout"`
 	// AllowUnknownTypes accepts events whose type has no registered schema, unvalidated.
@@ -43,14 +49,17 @@ type Config struct {
 }
 
 // DefaultConfig: 256 KiB events, 4 MiB requests, 1,000 entries per batch, 256 requests in
-// flight, 5 s publish timeout.
+// flight per transport, 30 s for a body to arrive, 256 MiB of bodies held, 5 s publish
+// timeout.
 func DefaultConfig() Config {
 	return Config{
-		MaxEventBytes:   event.DefaultMaxBytes,
-		MaxRequestBytes: 4 << 20,
-		MaxBatchEntries: 1000,
-		MaxInflight:     256,
-		PublishTimeout:  duration.Duration(5 * time.Second),
+		MaxEventBytes:    event.DefaultMaxBytes,
+		MaxRequestBytes:  4 << 20,
+		MaxBatchEntries:  1000,
+		MaxInflight:      256,
+		BodyTimeout:      duration.Duration(30 * time.Second),
+		MaxBufferedBytes: 256 << 20,
+		PublishTimeout:   duration.Duration(5 * time.Second),
 	}
 }
 
@@ -69,6 +78,12 @@ func (c Config) Validate() error {
 	if c.MaxInflight < 1 {
 		errs = append(errs, fmt.Errorf("ingress.maxInflight must be at least 1, got %d", c.MaxInflight))
 	}
+	if c.BodyTimeout <= 0 {
+		errs = append(errs, errors.New("ingress.bodyTimeout must be positive"))
+	}
+	if c.MaxBufferedBytes < int64(c.MaxRequestBytes) {
+		errs = append(errs, fmt.Errorf("ingress.maxBufferedBytes (%d) must be at least ingress.maxRequestBytes (%d)", c.MaxBufferedBytes, c.MaxRequestBytes))
+	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, errors.New("ingress.publishTimeout must be positive"))
 	}
@@ -77,12 +92,14 @@ func (c Config) Validate() error {
 
 // Ingress validates and stores events. Create it with New.
 type Ingress struct {
-	js        jetstream.JetStream
-	cfg       Config
-	log       *slog.Logger
-	sem       chan struct{}
-	metrics   *Metrics
-	validator Validator
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+	// Each transport has its own slots, so neither can starve the other.
+	httpSlots, natsSlots chan struct{}
+	bodies               *BodyReader
+	metrics              *Metrics
+	validator            Validator
 }
 
 // Validator checks an event's data against its registered schema. *schemas.Live is the
@@ -114,7 +131,9 @@ func New(nc *nats.Conn, cfg Config, log *slog.Logger, opts ...Option) (*Ingress,
 	if err != nil {
 		return nil, fmt.Errorf("ingress: %w", err)
 	}
-	in := &Ingress{js: js, cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxInflight)}
+	in := &Ingress{js: js, cfg: cfg, log: log,
+		httpSlots: make(chan struct{}, cfg.MaxInflight), natsSlots: make(chan struct{}, cfg.MaxInflight),
+		bodies: NewBodyReader(int64(cfg.MaxRequestBytes), cfg.MaxBufferedBytes, cfg.BodyTimeout.Std())}
 	for _, opt := range opts {
 		opt(in)
 	}
@@ -148,10 +167,10 @@ type request struct {
 	readErr *RequestError
 }
 
-// acquire takes one of MaxInflight slots, waiting for one while ctx allows.
-func (in *Ingress) acquire(ctx context.Context) error {
+// acquire takes one of a transport's MaxInflight slots, waiting for one while ctx allows.
+func (in *Ingress) acquire(ctx context.Context, slots chan struct{}) error {
 	select {
-	case in.sem <- struct{}{}:
+	case slots <- struct{}{}:
 		in.metrics.inflight.Inc()
 		return nil
 	case <-ctx.Done():
@@ -159,9 +178,9 @@ func (in *Ingress) acquire(ctx context.Context) error {
 	}
 }
 
-func (in *Ingress) release() {
+func (in *Ingress) release(slots chan struct{}) {
 	in.metrics.inflight.Dec()
-	<-in.sem
+	<-slots
 }
 
 // process decodes, validates, stores and answers one request.
@@ -230,7 +249,9 @@ func (in *Ingress) decode(req request) ([]entry, *RequestError) {
 // store publishes every valid entry to EVENTS and every rejected one to the DLQ, all
 // asynchronously, then waits for every acknowledgement before answering.
 func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Response {
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
+	// The writes are under way whether or not the caller stays for the answer: wait for
+	// them on their own clock, so what is counted (accepted, DLQ failures) is what happened.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.PublishTimeout.Std())
 	defer cancel()
 	resp := &Response{Entries: make([]EntryResult, len(entries))}
 	futures := make([]jetstream.PubAckFuture, len(entries))
@@ -303,8 +324,14 @@ func (in *Ingress) refuse(ctx context.Context, req request, rerr *RequestError) 
 	if header == nil {
 		header = map[string][]string{event.HeaderContentType: {req.contentType}}
 	}
-	if f := in.deadLetter(req.origin, header, req.body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: rerr.Message}); f != nil {
-		ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
+	body, msg := req.body, rerr.Message
+	if rerr.Code == CodeTooLarge && len(body) > in.cfg.MaxEventBytes {
+		// Its size is unknown (reading stopped at the limit): keep a part, say which.
+		body = body[:in.cfg.MaxEventBytes]
+		msg += fmt.Sprintf("; the record keeps its first %d bytes", len(body))
+	}
+	if f := in.deadLetter(req.origin, header, body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: msg}); f != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.PublishTimeout.Std())
 		defer cancel()
 		in.awaitDeadLetters(ctx, f)
 	}

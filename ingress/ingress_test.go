@@ -351,14 +351,31 @@ func TestBatch(t *testing.T) {
 
 func TestRequestTooLarge(t *testing.T) {
 	f := setup(t, func(c *ingress.Config) { c.MaxEventBytes, c.MaxRequestBytes = 1024, 4096 })
+	// Announced by Content-Length: refused before a byte of the body is read.
 	status, resp := f.post(t, ingress.MediaBatch, nil, bytes.Repeat([]byte("x"), 10000))
-	if status != http.StatusRequestEntityTooLarge || resp.Error == nil || resp.Error.Code != ingress.CodeTooLarge {
+	if status != http.StatusRequestEntityTooLarge || resp.Error == nil || resp.Error.Code != ingress.CodeTooLarge ||
+		!strings.Contains(resp.Error.Message, "10000 bytes (Content-Length), over the limit of 4096") {
 		t.Fatalf("status %d, %+v", status, resp)
 	}
 	m := f.msg(t, bus.DLQStream, f.lastSeq(t, bus.DLQStream))
 	rec, err := dlq.Parse(m.Header, m.Data)
-	if err != nil || rec.Reason != ingress.CodeTooLarge || len(rec.Body) != 1024 {
+	if err != nil || rec.Reason != ingress.CodeTooLarge || len(rec.Body) != 0 || rec.TruncatedFrom != 0 {
 		t.Fatalf("DLQ record %+v, %v", rec, err)
+	}
+	// Chunked, so the size shows only while reading: the record keeps a part and says so,
+	// without claiming an original size it does not know.
+	req, _ := http.NewRequest(http.MethodPost, f.url+"/v1/events", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("y"), 10000))))
+	req.ContentLength = -1
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	m = f.msg(t, bus.DLQStream, f.lastSeq(t, bus.DLQStream))
+	rec, err = dlq.Parse(m.Header, m.Data)
+	if err != nil || res.StatusCode != http.StatusRequestEntityTooLarge || len(rec.Body) != 1024 || rec.TruncatedFrom != 0 ||
+		!strings.Contains(rec.Error, "keeps its first 1024 bytes") {
+		t.Fatalf("chunked: status %d, DLQ record %+v, %v", res.StatusCode, rec, err)
 	}
 }
 

@@ -44,13 +44,13 @@ func (in *Ingress) Listen(ctx context.Context, nc *nats.Conn) (serve func() erro
 		wg.Add(1)
 		mu.Unlock()
 		// Blocking here pushes back on the subscription, whose pending buffer is bounded.
-		if in.acquire(ctx) != nil {
+		if in.acquire(ctx, in.natsSlots) != nil {
 			wg.Done()
 			return
 		}
 		go func() {
 			defer wg.Done()
-			defer in.release()
+			defer in.release(in.natsSlots)
 			in.serveNATS(m)
 		}()
 	})

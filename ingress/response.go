@@ -52,6 +52,8 @@ func (r *Response) StatusCode() int {
 			return http.StatusUnsupportedMediaType
 		case CodeUnavailable:
 			return http.StatusServiceUnavailable
+		case CodeRequestTimeout:
+			return http.StatusRequestTimeout
 		}
 		return http.StatusBadRequest
 	}
