@@ -100,7 +100,7 @@ func TestRuleProblems(t *testing.T) {
 	for _, want := range []string{
 		`bad.yaml: rule 1: Bad Name: name "Bad Name" must be`,
 		`pattern /type: must be an array`,
-		`target.service "" must be`,
+		`target.service: "" must be`,
 		`target.path "orders" must start with /`,
 		`delivery.maxAttempts must be between 1 and 1000, got -1`,
 		`delivery.timeout must be positive and at most 15m0s, got 1h0m0s`,
@@ -137,5 +137,21 @@ func TestLoadDirectory(t *testing.T) {
 	}
 	if _, err := rules.Load(filepath.Join(dir, "nope")); err == nil {
 		t.Fatal("missing path: want an error")
+	}
+}
+
+// TestServiceNameOneLimit: a rule cannot target a service name a sidecar would refuse
+// (a 64-character target.service was accepted, --service refused it).
+func TestServiceNameOneLimit(t *testing.T) {
+	ok := strings.Repeat("s", rules.MaxServiceNameLen)
+	for name, want := range map[string]bool{ok: true, ok + "s": false, "billing": true, "Billing": false, "-x": false, "": false} {
+		r := rules.Rule{Name: "r", Pattern: []byte(`{"type":["a"]}`), Target: rules.Target{Service: name}}
+		r.SetDefaults()
+		if err := r.Validate(); (err == nil) != want {
+			t.Errorf("target.service %q: %v, want valid %v", name, err, want)
+		}
+		if err := rules.ValidateServiceName(name); (err == nil) != want {
+			t.Errorf("ValidateServiceName(%q): %v", name, err)
+		}
 	}
 }

@@ -123,6 +123,21 @@ func (r *Rule) SetDefaults() {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
+// MaxServiceNameLen bounds a service name: a DNS label's length, so a name fits wherever
+// deployments carry it (Kubernetes names, hostnames).
+const MaxServiceNameLen = 63
+
+var serviceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ValidateServiceName checks the name a rule targets (target.service) and a sidecar runs
+// with (--service): the one place that rule lives.
+func ValidateServiceName(name string) error {
+	if len(name) > MaxServiceNameLen || !serviceRE.MatchString(name) {
+		return fmt.Errorf("%q must be 1-%d characters of a-z, 0-9, - and _, starting with a letter or digit (the name sidecars run with)", name, MaxServiceNameLen)
+	}
+	return nil
+}
+
 // Validate names every problem of a rule (after SetDefaults), joined in one error that
 // wraps ErrInvalidRule.
 func (r *Rule) Validate() error {
@@ -134,8 +149,8 @@ func (r *Rule) Validate() error {
 	if _, err := r.Compile(); err != nil {
 		add("%v", err)
 	}
-	if !nameRE.MatchString(r.Target.Service) {
-		add("target.service %q must be 1-64 characters of a-z, 0-9, - and _ (the name sidecars run with)", r.Target.Service)
+	if err := ValidateServiceName(r.Target.Service); err != nil {
+		add("target.service: %v", err)
 	}
 	if !strings.HasPrefix(r.Target.Path, "/") || strings.ContainsAny(r.Target.Path, " \t\r\n?#") {
 		add("target.path %q must start with / and hold no spaces, query or fragment", r.Target.Path)

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/rules"
 )
 
 // Config is a sidecar's settings.
@@ -37,9 +37,12 @@ type Config struct {
 	// restarting). Zero counts a refused connection as a failed attempt.
 	HoldUnreachable duration.Duration
 	// MaxPublishInflight is how many publish requests are worked on at once; more wait
-	// their turn, so a burst from the service cannot grow the sidecar's memory beyond
-	// MaxPublishInflight × MaxRequestBytes.
+	// their turn. A request takes its slot once its body has arrived; the bodies being
+	// read and worked on are held to MaxPublishInflight × MaxRequestBytes in all (more is
+	// refused with 503), so a burst cannot grow the sidecar's memory beyond that.
 	MaxPublishInflight int
+	// BodyTimeout bounds how long a publish request's body may take to arrive (408 after).
+	BodyTimeout duration.Duration
 }
 
 // DefaultConfig: listen on 127.0.0.1:3500, probe every 2s, 20s grace, 4 MiB publish
@@ -52,10 +55,9 @@ func DefaultConfig() Config {
 		NATSURL:            "nats://127.0.0.1:4222",
 		MaxRequestBytes:    4 << 20,
 		MaxPublishInflight: 64,
+		BodyTimeout:        duration.Duration(30 * time.Second),
 	}
 }
-
-var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // ErrConfig marks an invalid configuration.
 var ErrConfig = errors.New("invalid sidecar configuration")
@@ -65,8 +67,8 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Service == "" {
 		errs = append(errs, errors.New("--service is required: the name your rules target (target.service)"))
-	} else if !serviceName.MatchString(c.Service) {
-		errs = append(errs, fmt.Errorf("--service %q: use lowercase letters, digits, - and _ (at most 63)", c.Service))
+	} else if err := rules.ValidateServiceName(c.Service); err != nil {
+		errs = append(errs, fmt.Errorf("--service %w", err))
 	}
 	if c.Handler == "" {
 		errs = append(errs, errors.New("--handler is required: the base URL of your service's event handler, e.g. http://127.0.0.1:8081"))
@@ -92,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.HoldUnreachable < 0 || c.HoldUnreachable.Std() > 15*time.Minute {
 		errs = append(errs, fmt.Errorf("--hold-unreachable must be between 0 and 15m, got %s", c.HoldUnreachable))
+	}
+	if c.BodyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("the body timeout must be positive, got %s", c.BodyTimeout))
 	}
 	if c.MaxPublishInflight < 1 {
 		errs = append(errs, fmt.Errorf("--max-publish-inflight must be at least 1, got %d", c.MaxPublishInflight))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,7 +47,15 @@ func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST to publish events")
 		return
 	}
-	// The slot is taken before the body is read, so waiting requests hold no memory.
+	// The body first, outside any slot: a service (or anything else on this host) that
+	// sends slowly holds a connection until the body deadline, never a slot.
+	body, release, readErr := s.bodies.Read(w, r)
+	defer release()
+	if readErr != nil {
+		resp := &ingress.Response{Entries: []ingress.EntryResult{}, Error: readErr}
+		s.refuse(w, resp.StatusCode(), readErr.Code, readErr.Message)
+		return
+	}
 	select {
 	case s.publishSlots <- struct{}{}:
 	case <-r.Context().Done():
@@ -60,16 +66,6 @@ func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
 		s.gauges.publishInflight.Dec()
 		<-s.publishSlots
 	}()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxRequestBytes)))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.refuse(w, http.StatusRequestEntityTooLarge, ingress.CodeTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxRequestBytes))
-			return
-		}
-		s.refuse(w, http.StatusBadRequest, ingress.CodeMalformed, "reading request body: "+err.Error())
-		return
-	}
 	msg := nats.NewMsg(bus.IngressSubject)
 	msg.Data = body
 	for k, vs := range r.Header {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/delivery"
+	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/kvwatch"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go"
@@ -37,8 +38,10 @@ type Sidecar struct {
 	gate    *delivery.Gate
 	client  *http.Client
 	ln      net.Listener
-	// publishSlots bounds the publish requests worked on at once.
+	// publishSlots bounds the publish requests worked on at once; a request takes one
+	// only once bodies has read its body.
 	publishSlots chan struct{}
+	bodies       *ingress.BodyReader
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -84,6 +87,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		client:       delivery.NewHTTPClient(256),
 		running:      map[string]*worker{},
 		publishSlots: make(chan struct{}, cfg.MaxPublishInflight),
+		bodies:       ingress.NewBodyReader(int64(cfg.MaxRequestBytes), int64(cfg.MaxPublishInflight)*int64(cfg.MaxRequestBytes), cfg.BodyTimeout.Std()),
 		gauges: sidecarGauges{
 			appHealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_app_healthy", Help: "1 when the service's health probe passes (always 1 without --app-health); delivery pauses at 0."}),
 			rules:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_rules", Help: "Rules targeting this service that the sidecar delivers."}),
@@ -136,7 +140,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	s.nc, s.js = nc, js
 	s.conn.Store(nc)
 
-	httpSrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2 * s.cfg.BodyTimeout.Std(), WriteTimeout: publishTimeout + 15*time.Second, IdleTimeout: 2 * time.Minute}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpSrv.Serve(s.ln) }()
 
