@@ -40,18 +40,28 @@ type StreamsConfig struct {
 	EventsMaxBytes int64 `yaml:"eventsMaxBytes" json:"eventsMaxBytes"`
 	// DLQMaxAge is how long dead-letter records are kept.
 	DLQMaxAge duration.Duration `yaml:"dlqMaxAge" json:"dlqMaxAge"`
+	// DLQMaxBytes caps the DLQ stream; the oldest records go first. Anyone who can reach
+	// the ingress can make records, so the DLQ always has a cap. The server sets it from
+	// its dlq.maxBytes setting.
+	DLQMaxBytes int64 `yaml:"-" json:"-"`
 	// DuplicateWindow is how long a re-published event id is recognised and stored once.
 	DuplicateWindow duration.Duration `yaml:"duplicateWindow" json:"duplicateWindow"`
 	// Replicas is the stream replication factor: 1 single-node, 3 in a cluster.
 	Replicas int `yaml:"replicas" json:"replicas"`
 }
 
-// DefaultStreamsConfig is the design's default: 7 days of events, 14 days of DLQ, a
-// 2-minute duplicate window, one replica.
+// DefaultDLQMaxBytes caps the DLQ stream unless configured otherwise: 256 MiB, about a
+// thousand of the largest rejected requests, or a quarter million typical records.
+// JetStream reserves a capped stream's bytes up front, so the cap must fit the store.
+const DefaultDLQMaxBytes = 256 << 20
+
+// DefaultStreamsConfig is the design's default: 7 days of events, 14 days (at most 256 MiB)
+// of DLQ, a 2-minute duplicate window, one replica.
 func DefaultStreamsConfig() StreamsConfig {
 	return StreamsConfig{
 		EventsMaxAge:    duration.Duration(7 * 24 * time.Hour),
 		DLQMaxAge:       duration.Duration(14 * 24 * time.Hour),
+		DLQMaxBytes:     DefaultDLQMaxBytes,
 		DuplicateWindow: duration.Duration(2 * time.Minute),
 		Replicas:        1,
 	}
@@ -74,6 +84,9 @@ func (c StreamsConfig) Validate() error {
 	}
 	if c.EventsMaxBytes < 0 {
 		errs = append(errs, errors.New("streams.eventsMaxBytes must be 0 (no cap) or positive"))
+	}
+	if c.DLQMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("dlq.maxBytes must be at least 1 MiB (1048576), got %d", c.DLQMaxBytes))
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("streams.replicas must be between 1 and 5, got %d", c.Replicas))
@@ -111,6 +124,7 @@ func (c StreamsConfig) DLQConfig() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      c.DLQMaxAge.Std(),
+		MaxBytes:    c.DLQMaxBytes,
 		Replicas:    c.Replicas,
 	}
 }

@@ -49,6 +49,9 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp := in.process(r.Context(), req)
+	if resp.StatusCode() == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, resp.StatusCode(), resp)
 }
 

@@ -98,6 +98,7 @@ type Ingress struct {
 	// Each transport has its own slots, so neither can starve the other.
 	httpSlots, natsSlots chan struct{}
 	bodies               *BodyReader
+	storage              storageState
 	metrics              *Metrics
 	validator            Validator
 }
@@ -257,6 +258,7 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	futures := make([]jetstream.PubAckFuture, len(entries))
 	var dead []jetstream.PubAckFuture
 	now := time.Now().UTC()
+	down := in.storage.admit(now)
 	for i := range entries {
 		en := &entries[i]
 		if en.err == nil {
@@ -267,6 +269,10 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 			if f := in.deadLetter(req.origin, en.header, en.raw, resp.Entries[i]); f != nil {
 				dead = append(dead, f)
 			}
+			continue
+		}
+		if down != nil {
+			resp.Entries[i] = unavailable(en.ev.ID, down)
 			continue
 		}
 		if en.ev.Time.IsZero() {
@@ -288,9 +294,11 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 		ack, err := waitAck(ctx, f)
 		if err != nil {
 			in.log.Error("storing event failed", "id", entries[i].ev.ID, "type", entries[i].ev.Type, "error", err)
+			in.storage.failed(err, time.Now())
 			resp.Entries[i] = unavailable(entries[i].ev.ID, err)
 			continue
 		}
+		in.storage.stored()
 		resp.Entries[i] = EntryResult{ID: entries[i].ev.ID, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
 	}
 	in.awaitDeadLetters(ctx, dead...)

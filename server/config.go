@@ -49,6 +49,24 @@ type Config struct {
 	Streams bus.StreamsConfig `yaml:"streams"`
 	// Ingress bounds what the publisher accepts.
 	Ingress ingress.Config `yaml:"ingress"`
+	// DLQ bounds the dead-letter stream.
+	DLQ DLQConfig `yaml:"dlq"`
+}
+
+// DLQConfig bounds the DLQ stream (its age limit is streams.dlqMaxAge).
+type DLQConfig struct {
+	// MaxBytes caps the DLQ stream's size. When it is full the oldest records are
+	// discarded first (counted in jetmesh_dlq_discarded_total), so the newest failures
+	// are always there to read. Default 256 MiB; JetStream reserves it in the store, so
+	// it must be at most half of maxStore when that is set.
+	MaxBytes int64 `yaml:"maxBytes"`
+}
+
+// streams is the streams' configuration with the DLQ's cap in it.
+func (c Config) streams() bus.StreamsConfig {
+	s := c.Streams
+	s.DLQMaxBytes = c.DLQ.MaxBytes
+	return s
 }
 
 // ClusterConfig makes the embedded nats-server one node of a JetStream cluster. Every node
@@ -104,6 +122,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: duration.Duration(15 * time.Second),
 		Streams:         bus.DefaultStreamsConfig(),
 		Ingress:         ingress.DefaultConfig(),
+		DLQ:             DLQConfig{MaxBytes: bus.DefaultDLQMaxBytes},
 	}
 }
 
@@ -145,13 +164,16 @@ func (c Config) Validate() error {
 	if c.Cluster.enabled() && c.NATSURL != "" {
 		errs = append(errs, errors.New("natsURL (--nats-url) uses an external NATS: it cannot be combined with cluster settings"))
 	}
+	if c.MaxStore > 0 && c.DLQ.MaxBytes > c.MaxStore/2 {
+		errs = append(errs, fmt.Errorf("dlq.maxBytes (%d) must be at most half of maxStore (%d): JetStream reserves the DLQ's cap in the store", c.DLQ.MaxBytes, c.MaxStore))
+	}
 	if c.MaxStore < 0 {
 		errs = append(errs, fmt.Errorf("maxStore must be 0 (NATS default) or positive, got %d", c.MaxStore))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdownTimeout must be positive"))
 	}
-	if err := c.Streams.Validate(); err != nil {
+	if err := c.streams().Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Ingress.Validate(); err != nil {

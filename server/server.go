@@ -35,6 +35,12 @@ type Server struct {
 	started  chan struct{}
 	natsURL  string
 	httpAddr string
+	// ns is the embedded nats-server; nil against an external NATS.
+	ns *natsserver.Server
+	// storage watches the streams once they exist.
+	storage atomic.Pointer[storageWatch]
+	// storeWriteError is set when the embedded JetStream's store failed a write.
+	storeWriteError atomic.Bool
 }
 
 // New checks cfg and returns a server ready to Run.
@@ -128,6 +134,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	ing.Store(in)
+	watch := &storageWatch{js: js, streams: s.cfg.streams(), ns: s.ns, dataDir: dataDirOf(s.cfg.DataDir), writeError: &s.storeWriteError,
+		log: s.log.With("component", "storage"), discards: newDLQDiscards(reg)}
+	s.storage.Store(watch)
+	watch.check(ctx) // the DLQ's first record, before anything can be discarded
+	wg.Go(func() { watch.run(ingressCtx) })
 	reconciler := rules.NewReconciler(js, s.log.With("component", "rules"), 30*time.Second, rules.OnPass(newRuleMetrics(reg).observe))
 	wg.Go(func() {
 		if err := reconciler.Run(ingressCtx); err != nil {
@@ -169,10 +180,10 @@ func (s *Server) ensureStreams(ctx context.Context, js jetstream.JetStream) erro
 		ensureCtx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-	if err := bus.EnsureStreams(ensureCtx, js, s.cfg.Streams); err != nil {
+	if err := bus.EnsureStreams(ensureCtx, js, s.cfg.streams()); err != nil {
 		return fmt.Errorf("creating streams: %w", err)
 	}
-	if err := bus.EnsureBuckets(ensureCtx, js, s.cfg.Streams); err != nil {
+	if err := bus.EnsureBuckets(ensureCtx, js, s.cfg.streams()); err != nil {
 		return fmt.Errorf("creating KV buckets: %w", err)
 	}
 	return nil
@@ -199,6 +210,7 @@ func (s *Server) connectNATS() (nc *nats.Conn, monitor string, stop func(), err 
 	if err != nil {
 		return nil, "", nil, err
 	}
+	s.ns = ns
 	stop = func() {
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -248,7 +260,7 @@ func (s *Server) startNATS() (*natsserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
-	logger := &natsLogger{log: s.log.With("component", "nats"), fatal: make(chan string, 1)}
+	logger := &natsLogger{log: s.log.With("component", "nats"), fatal: make(chan string, 1), writeError: &s.storeWriteError}
 	ns.SetLoggerV2(logger, false, false, false)
 	ns.Start()
 	deadline := time.Now().Add(15 * time.Second)
@@ -300,11 +312,28 @@ func (s *Server) routes(ing *atomic.Pointer[ingress.Ingress], nc *nats.Conn, reg
 			writeStatus(w, http.StatusServiceUnavailable, "unavailable", "starting or draining")
 		case !nc.IsConnected():
 			writeStatus(w, http.StatusServiceUnavailable, "unavailable", "not connected to NATS")
+		case s.storageProblem(ing.Load()) != "":
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable", s.storageProblem(ing.Load()))
 		default:
 			writeStatus(w, http.StatusOK, "ready", "")
 		}
 	})
 	return mux
+}
+
+// storageProblem says why published events cannot be stored now, or "".
+func (s *Server) storageProblem(in *ingress.Ingress) string {
+	if w := s.storage.Load(); w != nil {
+		if p := w.Problem(); p != "" {
+			return p
+		}
+	}
+	if in != nil {
+		if p := in.StorageProblem(); p != nil {
+			return p.Error()
+		}
+	}
+	return ""
 }
 
 func writeStatus(w http.ResponseWriter, code int, status, reason string) {
@@ -325,15 +354,24 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 type natsLogger struct {
 	log   *slog.Logger
 	fatal chan string
+	// writeError is set when nats-server reports that a store write failed: its only
+	// sign (the publish that hit it gets no answer at all), and one it never clears.
+	writeError *atomic.Bool
 }
 
 var _ natsserver.Logger = (*natsLogger)(nil)
 
 func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(strings.ToLower(msg), "critical write error") {
+		l.writeError.Store(true)
+	}
+	l.log.Error(msg)
+}
+func (l *natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	l.log.Error(msg)

@@ -125,7 +125,12 @@ func start(t *testing.T, dataDir string) (srv *server.Server, stop func() error)
 // startWith runs a server with cfg until the test (or stop) ends it; stop returns Run's error.
 func startWith(t *testing.T, cfg server.Config) (srv *server.Server, stop func() error) {
 	t.Helper()
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	return startWithLog(t, cfg, slog.New(slog.DiscardHandler))
+}
+
+func startWithLog(t *testing.T, cfg server.Config, log *slog.Logger) (srv *server.Server, stop func() error) {
+	t.Helper()
+	srv, err := server.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
