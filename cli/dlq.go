@@ -278,10 +278,10 @@ func renderBody(b []byte) string {
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, b, "", "  ") == nil {
-		return pretty.String()
+		return terminalSafe(pretty.String(), true)
 	}
 	if utf8.Valid(b) {
-		return string(b)
+		return terminalSafe(string(b), true)
 	}
 	return fmt.Sprintf("<%d bytes of binary data; use -o json>", len(b))
 }

@@ -168,7 +168,7 @@ func printEvent(g *globals, o *tailOptions, msg jetstream.Msg) error {
 		line.WriteByte(' ')
 		line.WriteString(renderData(ev, o.maxBytes))
 	}
-	_, err = fmt.Fprintln(g.stdout, line.String())
+	_, err = fmt.Fprintln(g.stdout, terminalSafe(line.String(), false))
 	return err
 }
 

@@ -167,6 +167,18 @@ func TestCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(out, `type: "Bad.Type" has character 'B'`) || !strings.Contains(out, "Event id             dlq-cli") || !strings.Contains(out, "Original body:") {
 			t.Fatalf("dlq show: exit %d\n%s", code, out)
 		}
+		// A rejected body is shown, never played: its escape sequences stay text.
+		if code, _, _ := post(t, srv.httpURL(), "text/plain", nil, "\x1b]0;pwned\x07\x1b[2J\u009b31m"); code != 415 {
+			t.Fatalf("hostile body: %d", code)
+		}
+		out, _, _ = srv.cli(t, "", "dlq", "ls", "--reason", "unsupported_media_type", "-n", "1", "-o", "json")
+		if json.Unmarshal([]byte(out), &recs) != nil || len(recs) != 1 {
+			t.Fatalf("dlq ls: %s", out)
+		}
+		out, _, _ = srv.cli(t, "", "dlq", "show", fmt.Sprint(recs[0].Sequence))
+		if strings.ContainsAny(out, "\x1b\x07\u009b") || !strings.Contains(out, `\u001b]0;pwned`) {
+			t.Fatalf("dlq show printed control characters raw:\n%q", out)
+		}
 		if _, errOut, code := srv.cli(t, "", "dlq", "show", "999999"); code != 1 || !strings.Contains(errOut, "no DLQ record #999999") {
 			t.Fatalf("missing record: exit %d %q", code, errOut)
 		}
