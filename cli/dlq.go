@@ -88,6 +88,9 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 			if limit < 1 || since < 0 {
 				return refused("-n must be at least 1 and --since not negative")
 			}
+			if reason != "" && !slices.Contains(dlq.Reasons, reason) {
+				return refused("--reason %q is not a DLQ reason; the reasons are %s", reason, strings.Join(dlq.Reasons, ", "))
+			}
 			delivery := reason == dlq.ReasonDeliveryFailed || reason == dlq.ReasonDeliveryRejected
 			if reason != "" && rule != "" && !delivery {
 				return refused("--reason %s is an ingress rejection, which has no rule: drop --rule", reason)
@@ -129,7 +132,7 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&reason, "reason", "", "only records with this reason: malformed, invalid_event, too_large, unknown_type, schema_invalid, delivery_failed, delivery_rejected")
+	f.StringVar(&reason, "reason", "", "only records with this reason: "+strings.Join(dlq.Reasons, ", "))
 	f.StringVar(&rule, "rule", "", "only failed deliveries of this rule")
 	f.DurationVar(&since, "since", 0, "only records from this past window, e.g. 1h (default: all)")
 	f.IntVarP(&limit, "count", "n", 20, "show at most this many, the most recent")

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 
+	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/spf13/cobra"
 )
 
@@ -30,5 +34,35 @@ func TestEveryCommandTeaches(t *testing.T) {
 	walk(newRootCmd("test", io.Discard, io.Discard))
 	if n < 20 {
 		t.Fatalf("walked only %d commands", n)
+	}
+}
+
+// TestRefusalsNameTheChoices: an unknown DLQ reason is refused with the list (it used to
+// print nothing and exit 0), and under -o json the error is a JSON object.
+func TestRefusalsNameTheChoices(t *testing.T) {
+	var stderr strings.Builder
+	code := run(context.Background(), "test", []string{"dlq", "ls", "--reason", "bogus", "--server", "nats://127.0.0.1:1"}, io.Discard, &stderr)
+	if code != ExitRefused || !strings.Contains(stderr.String(), "unsupported_media_type") || !strings.Contains(stderr.String(), "too_many_entries") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var help strings.Builder
+	run(context.Background(), "test", []string{"dlq", "ls", "--help"}, &help, io.Discard)
+	for _, r := range dlq.Reasons {
+		if !strings.Contains(help.String(), r) {
+			t.Errorf("dlq ls --help does not list %s", r)
+		}
+	}
+	stderr.Reset()
+	code = run(context.Background(), "test", []string{"dlq", "ls", "--reason", "bogus", "-o", "json"}, io.Discard, &stderr)
+	var out struct {
+		Error struct {
+			Kind     string `json:"kind"`
+			Message  string `json:"message"`
+			ExitCode int    `json:"exitCode"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(stderr.String()), &out); err != nil || code != ExitRefused || out.Error.Kind != "refused" ||
+		out.Error.ExitCode != ExitRefused || !strings.Contains(out.Error.Message, "not a DLQ reason") {
+		t.Fatalf("-o json error: exit %d %q (%v)", code, stderr.String(), err)
 	}
 }

@@ -47,6 +47,9 @@ type globals struct {
 
 // Execute runs the CLI with os.Args and returns the process exit code.
 func Execute(version string) int {
+	if version == "" {
+		version = buildVersion()
+	}
 	return run(context.Background(), version, os.Args[1:], os.Stdout, os.Stderr)
 }
 
@@ -57,11 +60,28 @@ func run(ctx context.Context, version string, args []string, stdout, stderr io.W
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "jetmesh: %s\n", err)
+	code := ExitFailure
 	if errors.Is(err, ErrRefused) {
-		return ExitRefused
+		code = ExitRefused
 	}
-	return ExitFailure
+	if out, _ := cmd.PersistentFlags().GetString("output"); out == "json" {
+		// Scripts that asked for JSON get their error as JSON too, on stderr as always.
+		kind := map[int]string{ExitRefused: "refused", ExitFailure: "failure"}[code]
+		_ = writeJSON(stderr, struct {
+			Error jsonError `json:"error"`
+		}{jsonError{Kind: kind, Message: err.Error(), ExitCode: code}})
+		return code
+	}
+	fmt.Fprintf(stderr, "jetmesh: %s\n", err)
+	return code
+}
+
+// jsonError is how a failed command reports under --output json.
+type jsonError struct {
+	// Kind is "refused" (bad input: exit 2) or "failure" (exit 1).
+	Kind     string `json:"kind"`
+	Message  string `json:"message"`
+	ExitCode int    `json:"exitCode"`
 }
 
 func newRootCmd(version string, stdout, stderr io.Writer) *cobra.Command {

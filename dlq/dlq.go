@@ -26,7 +26,14 @@ const (
 	ReasonSchemaInvalid    = "schema_invalid"    // data does not match the type's schema
 	ReasonDeliveryFailed   = "delivery_failed"   // retries exhausted
 	ReasonDeliveryRejected = "delivery_rejected" // the handler refused it for good
+	// Requests the ingress refused as a whole.
+	ReasonTooManyEntries       = "too_many_entries"       // a batch over the entry limit
+	ReasonUnsupportedMediaType = "unsupported_media_type" // a Content-Type that is not an event
 )
+
+// Reasons lists every reason a record can have, ingress rejections first.
+var Reasons = []string{ReasonMalformed, ReasonInvalidEvent, ReasonTooLarge, ReasonTooManyEntries, ReasonUnsupportedMediaType,
+	ReasonUnknownType, ReasonSchemaInvalid, ReasonDeliveryFailed, ReasonDeliveryRejected}
 
 // Header names of a record's metadata.
 const (

@@ -3,6 +3,8 @@ package ingress
 import (
 	"errors"
 
+	"github.com/jetmesh/jetmesh/dlq"
+
 	"github.com/jetmesh/jetmesh/schemas"
 )
 
@@ -17,11 +19,11 @@ var (
 // Entry and request error codes, stable for API clients. Codes that are also DLQ reasons
 // share their spelling with package dlq.
 const (
-	CodeMalformed            = "malformed"
-	CodeInvalidEvent         = "invalid_event"
-	CodeTooLarge             = "too_large"
-	CodeTooManyEntries       = "too_many_entries"
-	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeMalformed            = dlq.ReasonMalformed
+	CodeInvalidEvent         = dlq.ReasonInvalidEvent
+	CodeTooLarge             = dlq.ReasonTooLarge
+	CodeTooManyEntries       = dlq.ReasonTooManyEntries
+	CodeUnsupportedMediaType = dlq.ReasonUnsupportedMediaType
 	CodeUnavailable          = "unavailable"
 	// CodeRequestTimeout: the request body did not arrive in time (HTTP 408).
 	CodeRequestTimeout = "request_timeout"

@@ -72,6 +72,18 @@ func decodeRule(item any) (Rule, error) {
 	if !ok {
 		return Rule{}, fmt.Errorf("must be a mapping with name, pattern, target, ...")
 	}
+	name, _ := m["name"].(string)
+	if st, ok := m["startTime"]; ok && st != nil {
+		// YAML may already have read it as a time; a string must be RFC 3339. The JSON
+		// decoder's own message would name a Go layout, not the field.
+		if s, isString := st.(string); isString {
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				return Rule{}, fmt.Errorf("%s: startTime %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", name, s)
+			}
+		} else if _, isTime := st.(time.Time); !isTime {
+			return Rule{}, fmt.Errorf("%s: startTime must be an RFC 3339 time such as 2026-11-01T00:00:00Z, got %v", name, st)
+		}
+	}
 	raw, err := marshal(jsonable(m))
 	if err != nil {
 		return Rule{}, err
@@ -80,7 +92,7 @@ func decodeRule(item any) (Rule, error) {
 	dec.DisallowUnknownFields()
 	var r Rule
 	if err := dec.Decode(&r); err != nil {
-		if name, ok := m["name"].(string); ok {
+		if name != "" {
 			return Rule{}, fmt.Errorf("%s: %v", name, err)
 		}
 		return Rule{}, err

@@ -93,6 +93,10 @@ func TestRuleProblems(t *testing.T) {
   delivry: {}
 - name: nopattern
   target: {service: s}
+- name: when
+  pattern: {type: [a.b]}
+  target: {service: s}
+  startTime: yesterday
 `))
 	if !errors.Is(err, rules.ErrInvalidRule) {
 		t.Fatalf("err = %v", err)
@@ -109,6 +113,7 @@ func TestRuleProblems(t *testing.T) {
 		`delivery.backoff.multiplier must be between 1 and 10, got 0.5`,
 		`rule 2: never: pattern can never match`,
 		`rule 3: typo: json: unknown field "delivry"`,
+		`rule 5: when: startTime "yesterday" is not an RFC 3339 time`,
 		`rule 4: nopattern: pattern is required`,
 	} {
 		if !strings.Contains(err.Error(), want) {
