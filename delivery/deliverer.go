@@ -337,7 +337,7 @@ func (d *Deliverer) matches(header map[string][]string, data []byte) bool {
 	}
 	if d.useData && len(data) > 0 && event.IsJSON(contentType) {
 		if v, err := jsonx.Decode(data); err == nil {
-			ev["data"] = v
+			ev["data"] = rules.ExpandDottedKeys(v)
 		}
 	}
 	return d.pattern.Match(ev)

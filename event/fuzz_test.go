@@ -13,7 +13,9 @@ import (
 // whatever is accepted survives the stored binary form and the structured form unchanged.
 func FuzzParseStructured(f *testing.F) {
 	for _, s := range []string{valid, `{}`, `[]`, `null`, `{"specversion":"1.0","id":"1","source":"/s","type":"a","data_base64":"AA=="}`,
-		`{"specversion":"1.0","id":"1","source":"/s","type":"a.b","datacontenttype":"text/plain","data":"x","ext":true}`} {
+		`{"specversion":"1.0","id":"1","source":"/s","type":"a.b","datacontenttype":"text/plain","data":"x","ext":true}`,
+		`{"specversion":"1.0","id":"\udbffx","source":"/s","type":"a"}`, `{"specversion":"1.0","id":"1","id":"1","source":"/s","type":"a"}`,
+		"{\"specversion\":\"1.0\",\"id\":\"\xff\",\"source\":\"/s\",\"type\":\"a\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -51,6 +53,8 @@ func FuzzParseStructured(f *testing.F) {
 func FuzzParseHTTPBinary(f *testing.F) {
 	f.Add("1.0", "id", "/s", "orders.created", "application/json", "sub", "2024-01-01T00:00:00Z", []byte(`{"a":1}`))
 	f.Add("1.0", "", "%zz", "A..b", "text/plain", "a%0Ab", "x", []byte{0xff})
+	f.Add("1.0", "a%FFb", "/s", "a", "application/json", "%ED%A0%80", "", []byte(`{"k":"\udbff"}`))
+	f.Add("1.0", "\xff", "/\xc3", "a", "application/json", "", "", []byte("{\"k\":\"\x80\"}"))
 	f.Fuzz(func(t *testing.T, spec, id, source, typ, ct, subject, ts string, body []byte) {
 		h := http.Header{}
 		for k, v := range map[string]string{"Ce-Specversion": spec, "Ce-Id": id, "Ce-Source": source, "Ce-Type": typ,

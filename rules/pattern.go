@@ -3,11 +3,14 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jetmesh/jetmesh/internal/jsonx"
@@ -80,6 +83,10 @@ func compileObject(obj map[string]any, ptr string, depth int) (*objPattern, erro
 	if depth > maxPatternDepth {
 		return nil, perr(ptr, "nested deeper than %d levels", maxPatternDepth)
 	}
+	obj, err := unflatten(obj, ptr)
+	if err != nil {
+		return nil, err
+	}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -142,6 +149,134 @@ func compileObject(obj map[string]any, ptr string, depth int) (*objPattern, erro
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// unflatten rewrites keys with dots into nested objects: EventBridge names a field by its
+// path joined with ".", so {"a.b": [1]} is {"a": {"b": [1]}}, and the event side
+// (childValue) reads a key "a.b" as the field b of a. Keys with an empty segment ("a..b",
+// ".a") are left as they are.
+func unflatten(obj map[string]any, ptr string) (map[string]any, error) {
+	dotted := false
+	for k := range obj {
+		if k != "$or" && splittable(k) {
+			dotted = true
+			break
+		}
+	}
+	if !dotted {
+		return obj, nil
+	}
+	out := make(map[string]any, len(obj))
+	keys := slices.Sorted(maps.Keys(obj))
+	for _, k := range keys {
+		path := []string{k}
+		if k != "$or" && splittable(k) {
+			path = strings.Split(k, ".")
+		}
+		if err := insertPath(out, path, obj[k], ptrJoin(ptr, k)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func splittable(k string) bool {
+	return strings.Contains(k, ".") && !strings.HasPrefix(k, ".") && !strings.HasSuffix(k, ".") && !strings.Contains(k, "..")
+}
+
+// insertPath puts v at path inside m, merging nested pattern objects; the same field given
+// twice, or as both a value list and an object, is refused.
+func insertPath(m map[string]any, path []string, v any, ptr string) error {
+	for _, seg := range path[:len(path)-1] {
+		next, ok := m[seg]
+		if !ok {
+			sub := map[string]any{}
+			m[seg] = sub
+			m = sub
+			continue
+		}
+		sub, isObj := next.(map[string]any)
+		if !isObj {
+			return perr(ptr, "the field %q is given both as values and as an object", seg)
+		}
+		m = sub
+	}
+	last := path[len(path)-1]
+	cur, exists := m[last]
+	if !exists {
+		m[last] = v
+		return nil
+	}
+	a, aObj := cur.(map[string]any)
+	b, bObj := v.(map[string]any)
+	if !aObj || !bObj {
+		return perr(ptr, "the field %q is given twice (a dotted key names the same field as a nested object)", last)
+	}
+	for _, k := range slices.Sorted(maps.Keys(b)) {
+		if err := insertPath(a, []string{k}, b[k], ptrJoin(ptr, k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExpandDottedKeys rewrites an event's keys with dots into nested objects, in place where
+// it can, the way EventBridge flattens events: {"a.b": 1} is {"a": {"b": 1}}, merged with
+// whatever "a" holds (two values for one path become an array: either may match). Events
+// are expanded once, when decoded, so matching pays nothing for it.
+func ExpandDottedKeys(v any) any {
+	switch x := v.(type) {
+	case []any:
+		for i, e := range x {
+			x[i] = ExpandDottedKeys(e)
+		}
+		return x
+	case map[string]any:
+		var dotted []string
+		for k, e := range x {
+			x[k] = ExpandDottedKeys(e)
+			if splittable(k) {
+				dotted = append(dotted, k)
+			}
+		}
+		slices.Sort(dotted)
+		for _, k := range dotted {
+			e := x[k]
+			delete(x, k)
+			mergePath(x, strings.Split(k, "."), e)
+		}
+		return x
+	}
+	return v
+}
+
+// mergePath puts v at path inside m; where something is already there, both are kept.
+func mergePath(m map[string]any, path []string, v any) {
+	head := path[0]
+	cur, exists := m[head]
+	if len(path) == 1 {
+		if exists {
+			m[head] = []any{cur, v}
+		} else {
+			m[head] = v
+		}
+		return
+	}
+	switch c := cur.(type) {
+	case map[string]any:
+		mergePath(c, path[1:], v)
+		return
+	case nil:
+		if !exists {
+			sub := map[string]any{}
+			mergePath(sub, path[1:], v)
+			m[head] = sub
+			return
+		}
+	}
+	sub := map[string]any{}
+	mergePath(sub, path[1:], v)
+	m[head] = []any{cur, sub}
 }
 
 // matcher tests one leaf value of an event.
@@ -279,17 +414,61 @@ type affix struct {
 
 func (m affix) match(v any) bool {
 	s, ok := v.(string)
-	if !ok || len(s) < len(m.s) {
+	if !ok {
+		return false
+	}
+	if m.ignoreCase {
+		return m.matchFold(s)
+	}
+	if len(s) < len(m.s) {
 		return false
 	}
 	part := s[:len(m.s)]
 	if m.suffix {
 		part = s[len(s)-len(m.s):]
 	}
-	if m.ignoreCase {
-		return strings.EqualFold(part, m.s)
-	}
 	return part == m.s
+}
+
+// matchFold is affix.match with Unicode simple case folding, rune by rune: a character and
+// its other case may differ in length (ſ and s, K and the Kelvin sign K, ẞ and ß), so the
+// part to compare cannot be cut by the pattern's byte length.
+func (m affix) matchFold(s string) bool {
+	p := m.s
+	for p != "" {
+		if s == "" {
+			return false
+		}
+		var pr, sr rune
+		var pn, sn int
+		if m.suffix {
+			pr, pn = utf8.DecodeLastRuneInString(p)
+			sr, sn = utf8.DecodeLastRuneInString(s)
+			p, s = p[:len(p)-pn], s[:len(s)-sn]
+		} else {
+			pr, pn = utf8.DecodeRuneInString(p)
+			sr, sn = utf8.DecodeRuneInString(s)
+			p, s = p[pn:], s[sn:]
+		}
+		if !equalFoldRune(pr, sr) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFoldRune reports whether a and b are the same under simple case folding: b is in
+// a's fold orbit.
+func equalFoldRune(a, b rune) bool {
+	if a == b {
+		return true
+	}
+	for r := unicode.SimpleFold(a); r != a; r = unicode.SimpleFold(r) {
+		if r == b {
+			return true
+		}
+	}
+	return false
 }
 
 type equalsIgnoreCase string
@@ -441,11 +620,23 @@ func compileAnythingBut(arg any, ptr string) (matcher, error) {
 			ip := ptrJoin(ptr, op)
 			switch op {
 			case "prefix", "suffix":
-				s, ok := inner.(string)
-				if !ok {
-					return nil, perr(ip, "anything-but %s takes a string, got %s", op, jsonText(inner))
+				list, err := stringList(inner, ip, "anything-but "+op)
+				if err != nil {
+					return nil, err
 				}
-				return anythingBut{[]matcher{affix{s: s, suffix: op == "suffix"}}}, nil
+				var not []matcher
+				for i, s := range list {
+					if s == "" {
+						at := ip
+						if _, isList := inner.([]any); isList {
+							at = ip + "/" + strconv.Itoa(i)
+						}
+						// Every string has the empty prefix: the rule could never match.
+						return nil, perr(at, "anything-but %s takes a non-empty string: every value has the empty %s", op, op)
+					}
+					not = append(not, affix{s: s, suffix: op == "suffix"})
+				}
+				return anythingBut{not}, nil
 			case "equals-ignore-case", "wildcard":
 				list, err := stringList(inner, ip, op)
 				if err != nil {
@@ -570,7 +761,8 @@ func (m cidr) match(v any) bool {
 }
 
 // Match reports whether an event, decoded as JSON (objects as map[string]any, numbers as
-// json.Number), matches the pattern.
+// json.Number) with its dotted keys expanded (DecodeEvent does both; see
+// ExpandDottedKeys), matches the pattern.
 func (p *Pattern) Match(ev map[string]any) bool { return p.root.match(ev) }
 
 // MatchJSON decodes an event and matches it. The event must be a JSON object.
@@ -591,7 +783,7 @@ func DecodeEvent(ev []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: not JSON: %v", ErrInvalidEvent, err)
 	}
-	obj, ok := v.(map[string]any)
+	obj, ok := ExpandDottedKeys(v).(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("%w: must be a JSON object", ErrInvalidEvent)
 	}

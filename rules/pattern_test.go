@@ -32,6 +32,29 @@ func TestMatch(t *testing.T) {
 		{"null vs missing", `{"u":[null]}`, `{}`, false},
 		{"empty string", `{"s":[""]}`, `{"s":""}`, true},
 		{"empty string vs null", `{"s":[""]}`, `{"s":null}`, false},
+		// EventBridge parity (issue 10): anything-but with lists of prefixes or suffixes
+		{"anything-but prefix list", `{"s":[{"anything-but":{"prefix":["init","test"]}}]}`, `{"s":"testing"}`, false},
+		{"anything-but prefix list other", `{"s":[{"anything-but":{"prefix":["init","test"]}}]}`, `{"s":"prod"}`, true},
+		{"anything-but suffix list", `{"s":[{"anything-but":{"suffix":[".png",".jpg"]}}]}`, `{"s":"a.jpg"}`, false},
+		{"anything-but suffix list other", `{"s":[{"anything-but":{"suffix":[".png",".jpg"]}}]}`, `{"s":"a.gif"}`, true},
+		// keys with dots are paths, both ways
+		{"dotted pattern key", `{"a.b":["x"]}`, `{"a":{"b":"x"}}`, true},
+		{"dotted pattern key miss", `{"a.b":["x"]}`, `{"a":{"b":"y"}}`, false},
+		{"dotted event key", `{"a":{"b":["x"]}}`, `{"a.b":"x"}`, true},
+		{"dotted on both sides", `{"data.total.cents":[{"numeric":[">=",100]}]}`, `{"data":{"total.cents":150}}`, true},
+		{"dotted event key and nested object", `{"a":{"b":["x"],"c":[1]}}`, `{"a.b":"x","a":{"c":1}}`, true},
+		{"dotted pattern key beside nested", `{"a.b":["x"],"a":{"c":[1]}}`, `{"a":{"b":"x","c":1}}`, true},
+		{"dotted key exists false", `{"a":{"b":[{"exists":false}]}}`, `{"a.b":"x"}`, false},
+		// Unicode simple case folding, where the two cases differ in byte length
+		{"equals-ignore-case long s", `{"s":[{"equals-ignore-case":"ſtop"}]}`, `{"s":"STOP"}`, true},
+		{"equals-ignore-case Kelvin", `{"s":[{"equals-ignore-case":"kelvin"}]}`, `{"s":"KELVIN"}`, true},
+		{"equals-ignore-case sharp s", `{"s":[{"equals-ignore-case":"ẞ"}]}`, `{"s":"ß"}`, true},
+		{"prefix ignore-case long s", `{"s":[{"prefix":{"equals-ignore-case":"ſt"}}]}`, `{"s":"Stop"}`, true},
+		{"prefix ignore-case Kelvin", `{"s":[{"prefix":{"equals-ignore-case":"Kel"}}]}`, `{"s":"kelvin"}`, true},
+		{"prefix ignore-case shorter value", `{"s":[{"prefix":{"equals-ignore-case":"KK"}}]}`, `{"s":"kk"}`, true},
+		{"suffix ignore-case sharp s", `{"s":[{"suffix":{"equals-ignore-case":"straẞe"}}]}`, `{"s":"Hauptstraße"}`, true},
+		{"suffix ignore-case miss", `{"s":[{"suffix":{"equals-ignore-case":"ſx"}}]}`, `{"s":"ab"}`, false},
+		{"anything-but equals-ignore-case Kelvin", `{"s":[{"anything-but":{"equals-ignore-case":["k"]}}]}`, `{"s":"K"}`, false},
 		// nested objects
 		{"nested", `{"data":{"state":["paid"]}}`, `{"data":{"state":"paid"}}`, true},
 		{"nested miss", `{"data":{"state":["paid"]}}`, `{"data":{"state":"open"}}`, false},
@@ -179,6 +202,12 @@ func TestCompileRefuses(t *testing.T) {
 		{"$or element not object", `{"$or":[{"a":[1]},"b"]}`, "/$or/1", "non-empty pattern object"},
 		{"error deep inside", `{"data":{"items":{"qty":[{"numeric":[">"]}]}}}`, "/data/items/qty/0/numeric", "numeric takes"},
 		{"slash in key escaped", `{"a/b":"x"}`, "/a~1b", "must be an array"},
+		{"anything-but empty prefix", `{"a":[{"anything-but":{"prefix":""}}]}`, "/a/0/anything-but/prefix", "non-empty string"},
+		{"anything-but empty suffix", `{"a":[{"anything-but":{"suffix":""}}]}`, "/a/0/anything-but/suffix", "non-empty string"},
+		{"anything-but empty prefix in a list", `{"a":[{"anything-but":{"prefix":["x",""]}}]}`, "/a/0/anything-but/prefix/1", "non-empty string"},
+		{"anything-but prefix list of numbers", `{"a":[{"anything-but":{"prefix":[1]}}]}`, "/a/0/anything-but/prefix/0", "takes strings"},
+		{"dotted key twice", `{"a.b":["x"],"a":{"b":["y"]}}`, "/a.b", "given twice"},
+		{"dotted key under a value", `{"a":["x"],"a.b":["y"]}`, "/a.b", "both as values and as an object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

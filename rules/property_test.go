@@ -163,6 +163,8 @@ func FuzzPattern(f *testing.F) {
 		{`{"f":[{"wildcard":"a*b\\*c*"}]}`, `{"f":"a1b*c2"}`},
 		{`{"$or":[{"a":[{"exists":false}]},{"b":[{"cidr":"10.0.0.0/8"}]}]}`, `{"b":["10.1.1.1"]}`},
 		{`{"x":[{"anything-but":{"wildcard":["*a","b*"]}}]}`, `{"x":[[["c"]]]}`},
+		{`{"a.b":[1],"a":{"c.d":[{"exists":true}]}}`, `{"a.b":1,"a":{"c":{"d":2},"b":[3]},"a.c.d":null}`},
+		{`{"s":[{"anything-but":{"prefix":["in","ſt"]}},{"suffix":{"equals-ignore-case":"K"}}]}`, `{"s":["ST","k"]}`},
 	} {
 		f.Add([]byte(s.p), []byte(s.e))
 	}
