@@ -21,7 +21,7 @@ import (
 const (
 	idleConns     = 2000
 	tricklingPOST = 500
-	samples       = 400
+	samples       = 1000
 )
 
 // TestHostileClientsCannotStallPublishing: with 2,000 idle connections and 500 trickling

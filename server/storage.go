@@ -45,9 +45,11 @@ type storageWatch struct {
 	}
 	discards *dlqDiscards
 
-	mu          sync.Mutex
-	problem     string
+	mu      sync.Mutex
+	problem string
+	// Owned by the run loop.
 	lastRestart time.Time
+	waitingFor  string // the last reason logged for not restarting yet
 }
 
 // Problem is why the streams cannot take events now, or "" when they can.
@@ -111,11 +113,15 @@ func (w *storageWatch) healStore() {
 		return
 	}
 	if err := probeWrite(w.dataDir); err != nil {
-		w.setProblem("JetStream's store failed a write and the data directory still refuses writes: " + err.Error())
-		w.log.Warn("JetStream's store cannot write; waiting for the data directory to take writes again", "probe", err)
+		p := "JetStream's store failed a write and the data directory still refuses writes: " + err.Error()
+		if w.waitingFor != p {
+			w.log.Warn("JetStream's store cannot write; waiting for the data directory to take writes again", "probe", err)
+			w.waitingFor = p
+		}
+		w.setProblem(p)
 		return
 	}
-	w.lastRestart = time.Now()
+	w.lastRestart, w.waitingFor = time.Now(), ""
 	w.writeError.Store(false)
 	cfg := w.ns.JetStreamConfig()
 	w.log.Warn("restarting JetStream: its store failed a write, and the data directory takes writes again")
