@@ -29,7 +29,8 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 	e := &Event{}
 	var data, data64 []byte
 	var attrErr *Error // the first attribute problem; a syntax error anywhere wins over it
-	var seen attrSet
+	var seenCore uint16
+	var nullExtensions []string
 	i = skipWS(raw, i+1)
 	for empty := i < len(raw) && raw[i] == '}'; !empty; {
 		if i >= len(raw) || raw[i] != '"' {
@@ -40,9 +41,6 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 			return nil, structuredError(raw, "", serr)
 		}
 		name := jsonString(raw[i:keyEnd], keySlow)
-		if !seen.add(name) && attrErr == nil {
-			attrErr = invalid(name, RuleDuplicate, "appears more than once in the event object")
-		}
 		if i = skipWS(raw, keyEnd); i >= len(raw) || raw[i] != ':' {
 			return nil, syntax("not a JSON object", unexpected(raw, i, "after object key"))
 		}
@@ -57,6 +55,22 @@ func ParseStructured(raw []byte, maxBytes int) (*Event, error) {
 			return nil, structuredError(raw, name, serr)
 		}
 		value := raw[vStart:vEnd]
+		// Decoders disagree on which of two values for one key wins (encoding/json keeps the
+		// last): refuse the event. Extensions are checked against those already set, and
+		// the rare null ones (absent, so not set) against a list of their own.
+		dup := false
+		if bit := coreBit(name); bit != 0 {
+			dup, seenCore = seenCore&bit != 0, seenCore|bit
+		} else {
+			_, dup = e.Extensions[name]
+			dup = dup || slices.Contains(nullExtensions, name)
+			if isNull(value) {
+				nullExtensions = append(nullExtensions, name)
+			}
+		}
+		if dup && attrErr == nil {
+			attrErr = invalid(name, RuleDuplicate, "appears more than once in the event object")
+		}
 		switch name {
 		case "data":
 			data = value
@@ -107,31 +121,31 @@ func structuredError(raw []byte, field string, serr *syntaxError) *Error {
 	return invalid(field, RuleText, "is not Unicode text (RFC 8259): %s", serr)
 }
 
-// attrSet records the attribute names seen in one event object, to refuse duplicates that
-// JSON decoders resolve differently (encoding/json keeps the last).
-type attrSet struct {
-	core  uint16
-	other map[string]struct{}
-}
-
-var coreAttrs = map[string]uint16{"specversion": 1 << 0, "id": 1 << 1, "source": 1 << 2, "type": 1 << 3, "subject": 1 << 4,
-	"time": 1 << 5, "datacontenttype": 1 << 6, "dataschema": 1 << 7, "data": 1 << 8, "data_base64": 1 << 9}
-
-// add records name and reports whether it is new.
-func (s *attrSet) add(name string) bool {
-	if bit, ok := coreAttrs[name]; ok {
-		dup := s.core&bit != 0
-		s.core |= bit
-		return !dup
+// coreBit numbers the attributes with a fixed name, for the duplicate check.
+func coreBit(name string) uint16 {
+	switch name {
+	case "specversion":
+		return 1 << 0
+	case "id":
+		return 1 << 1
+	case "source":
+		return 1 << 2
+	case "type":
+		return 1 << 3
+	case "subject":
+		return 1 << 4
+	case "time":
+		return 1 << 5
+	case "datacontenttype":
+		return 1 << 6
+	case "dataschema":
+		return 1 << 7
+	case "data":
+		return 1 << 8
+	case "data_base64":
+		return 1 << 9
 	}
-	if _, dup := s.other[name]; dup {
-		return false
-	}
-	if s.other == nil {
-		s.other = make(map[string]struct{}, 2)
-	}
-	s.other[name] = struct{}{}
-	return true
+	return 0
 }
 
 // setAttr sets one context attribute or extension from its JSON value.
