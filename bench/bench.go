@@ -256,7 +256,7 @@ func setUp(ctx context.Context, cfg Config) (*env, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sinkSrv := &http.Server{Handler: e.sink}
+	sinkSrv := &http.Server{Handler: e.sink, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	wg.Go(func() { _ = sinkSrv.Serve(ln) })
 	wg.Go(func() { <-runCtx.Done(); _ = sinkSrv.Close() })
 	e.sinkURL = "http://" + ln.Addr().String()

@@ -46,7 +46,7 @@ func main() {
 			o.OrderID, o.Total.Cents/100, o.Total.Cents%100, o.Total.Currency, r.Header.Get("Traceparent"))
 		w.WriteHeader(http.StatusNoContent) // 2xx: delivered
 	})
-	srv := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
