@@ -144,3 +144,73 @@ delivery: {maxConcurrency: 2}
 	out, code = run("rules", "ls")
 	expect(t, "ls empty", code, 0, out, "no rules")
 }
+
+// TestRuleChangeNeverSkipsUndelivered: the issue's `updated ledger (startTime)` that took
+// PENDING from 1 to 0: with the CLI, a later startTime is refused (dry run included) with
+// the count of events it would skip, removing startTime keeps the backlog, and --force
+// skips only when asked.
+func TestRuleChangeNeverSkipsUndelivered(t *testing.T) {
+	srv := startServer(t, t.TempDir(), anyType)
+	file := filepath.Join(t.TempDir(), "ledger.yaml")
+	rule := func(start string) {
+		r := "name: ledger\npattern: {type: [payments.captured]}\ntarget: {service: ledger}\n"
+		if start != "" {
+			r += "startTime: " + start + "\n"
+		}
+		writeFile(t, file, r)
+	}
+	run := func(args ...string) (string, int) {
+		out, errOut, code := srv.cli(t, "", args...)
+		return out + errOut, code
+	}
+	pending := func() int {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, _ := run("rules", "ls", "-o", "json")
+			var rows []struct {
+				ConsumerReady bool `json:"consumerReady"`
+				Pending       int  `json:"pending"`
+			}
+			if json.Unmarshal([]byte(out), &rows) == nil && len(rows) == 1 && rows[0].ConsumerReady {
+				return rows[0].Pending
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no ledger consumer: %s", out)
+			}
+		}
+	}
+	rule(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	out, code := run("rules", "apply", "-f", file)
+	expect(t, "create", code, 0, out, "created   ledger")
+	pending()
+	if out, code := run("publish", "--type", "payments.captured", "--source", "/pay", "--id", "p-1"); code != 0 {
+		t.Fatalf("publish: %s", out)
+	}
+	if n := pending(); n != 1 {
+		t.Fatalf("pending %d, want 1", n)
+	}
+
+	rule("")
+	out, code = run("rules", "apply", "-f", file)
+	expect(t, "remove startTime", code, 0, out, "updated   ledger (startTime)")
+	time.Sleep(300 * time.Millisecond) // what the reconciler would have done by now
+	if n := pending(); n != 1 {
+		t.Fatalf("after removing startTime: pending %d, want 1 (the event was skipped)", n)
+	}
+
+	rule(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	out, code = run("rules", "apply", "-f", file, "--dry-run")
+	expect(t, "dry run of a later start", code, 2, out, "skips 1 undelivered event(s)", "--force")
+	out, code = run("rules", "apply", "-f", file)
+	expect(t, "apply of a later start", code, 2, out, "skips 1 undelivered event(s)", "nothing was written")
+	if n := pending(); n != 1 {
+		t.Fatalf("after a refused apply: pending %d, want 1", n)
+	}
+	out, code = run("rules", "apply", "-f", file, "--force")
+	expect(t, "forced", code, 0, out, "updated   ledger", "skipUndelivered")
+	for deadline := time.Now().Add(15 * time.Second); pending() != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the forced start did not move the consumer")
+		}
+	}
+}
