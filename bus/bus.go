@@ -30,6 +30,9 @@ const (
 	SchemasBucket = "mesh-schemas"
 	// RulesBucket is the KV bucket of rules: one key per rule name.
 	RulesBucket = "mesh-rules"
+	// PrincipalsBucket is the KV bucket of principals (access control): one key per name,
+	// public keys and token hashes only.
+	PrincipalsBucket = "mesh-principals"
 )
 
 // StreamsConfig sets the retention of the EVENTS and DLQ streams.
@@ -153,6 +156,8 @@ func (c StreamsConfig) BucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: SchemasBucket, Description: "jetmesh schema registry: <type>.v<N> → JSON Schema, written once",
 			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: RulesBucket, Description: "jetmesh rules: name → rule",
+			History: 5, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: PrincipalsBucket, Description: "jetmesh principals: name → role, public key, token hash",
 			History: 5, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 	}
 }

@@ -92,7 +92,7 @@ func runPublish(ctx context.Context, g *globals, o *publishOptions, stdin io.Rea
 		draft.Set(name, value)
 	}
 	draft.SetData(data)
-	msg := nats.NewMsg(bus.IngressSubject)
+	msg := nats.NewMsg(bus.IngressSubject) // the client sets the subject
 	msg.Header.Set(event.HeaderContentType, ingress.MediaStructured)
 	msg.Data, _ = draft.MarshalJSON() // never fails
 
@@ -103,7 +103,15 @@ func runPublish(ctx context.Context, g *globals, o *publishOptions, stdin io.Rea
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	resp, err := ingress.NewClient(nc).Send(ctx, msg)
+	creds, err := g.credentials()
+	if err != nil {
+		return err
+	}
+	var as []ingress.ClientOption
+	if creds != nil {
+		as = append(as, ingress.AsPrincipal(creds.Name))
+	}
+	resp, err := ingress.NewClient(nc, as...).Send(ctx, msg)
 	if err != nil {
 		return err
 	}

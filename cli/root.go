@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -40,6 +42,8 @@ func refused(format string, args ...any) error {
 // globals are the options every command shares.
 type globals struct {
 	server string
+	// creds is a credentials file (--creds, JETMESH_CREDS), for servers with access control.
+	creds  string
 	output string
 	stdout io.Writer
 	stderr io.Writer
@@ -126,6 +130,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", server, "NATS URL of the jetmesh server (env JETMESH_SERVER)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.creds, "creds", os.Getenv("JETMESH_CREDS"), "credentials file, for a server with access control (env JETMESH_CREDS; jetmesh creds add)")
 	root.AddCommand(
 		newServerCmd(g),
 		newPublishCmd(g),
@@ -136,13 +141,41 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newRulesCmd(g),
 		newSidecarCmd(g),
 		newBenchCmd(g),
+		newCredsCmd(g),
 	)
 	return root
 }
 
-// connect opens a NATS connection to the server named by --server.
+// credentials reads --creds, or returns nil without it.
+func (g *globals) credentials() (*auth.Credentials, error) {
+	if g.creds == "" {
+		return nil, nil
+	}
+	c, err := auth.ReadCredentials(g.creds)
+	if err != nil {
+		return nil, refused("--creds: %v", err)
+	}
+	return c, nil
+}
+
+// connect opens a NATS connection to the server named by --server, with --creds.
 func (g *globals) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(g.server, nats.Name("jetmesh-"+name), nats.Timeout(5*time.Second))
+	opts := []nats.Option{nats.Name("jetmesh-" + name), nats.Timeout(5 * time.Second)}
+	creds, err := g.credentials()
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		credOpts, err := creds.Options()
+		if err != nil {
+			return nil, refused("--creds: %v", err)
+		}
+		opts = append(opts, credOpts...)
+	}
+	nc, err := nats.Connect(g.server, opts...)
+	if errors.Is(err, nats.ErrAuthorization) || err != nil && strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		return nil, fmt.Errorf("connecting to %s: %w (the server has access control on: give --creds FILE or JETMESH_CREDS)", g.server, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w (is `jetmesh server` running? set --server or JETMESH_SERVER)", g.server, err)
 	}

@@ -69,7 +69,7 @@ flight --grace to finish, and exits.`,
 			if err != nil {
 				return err
 			}
-			cfg.NATSURL = g.server
+			cfg.NATSURL, cfg.Creds = g.server, g.creds
 			sc, err := sidecar.New(cfg, log)
 			if errors.Is(err, sidecar.ErrConfig) {
 				return refused("%v", err)

@@ -65,28 +65,9 @@ Text lines read: #SEQ TIME TYPE id=ID source=SOURCE [subject=SUBJECT] DATA.
 	return cmd
 }
 
-// validTypePattern checks a tail pattern: type tokens, '*' for one token, '>' last.
-func validTypePattern(p string) error {
-	tokens := strings.Split(p, ".")
-	for i, tok := range tokens {
-		switch {
-		case tok == "*":
-		case tok == ">":
-			if i != len(tokens)-1 {
-				return refused("type pattern %q: '>' must be the last token", p)
-			}
-		default:
-			if err := event.ValidateType(tok); err != nil {
-				return refused("type pattern %q: token %q must be [a-z0-9_-]+, '*' or a final '>'", p, tok)
-			}
-		}
-	}
-	return nil
-}
-
 func runTail(ctx context.Context, g *globals, o *tailOptions, pattern string) error {
-	if err := validTypePattern(pattern); err != nil {
-		return err
+	if err := event.ValidateTypePattern(pattern); err != nil {
+		return refused("%v", err)
 	}
 	if o.since < 0 || o.count < 0 {
 		return refused("--since and --count must not be negative")

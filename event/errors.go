@@ -70,3 +70,8 @@ func malformed(format string, args ...any) *Error {
 func tooLarge(size, limit int) *Error {
 	return &Error{Rule: RuleMaxSize, Msg: fmt.Sprintf("event is %d bytes, over the limit of %d bytes", size, limit), kind: ErrTooLarge}
 }
+
+// Invalid is an ErrInvalid *Error for rules a caller adds on top of this package's.
+func Invalid(field, rule, msg string) *Error {
+	return &Error{Field: field, Rule: rule, Msg: msg, kind: ErrInvalid}
+}

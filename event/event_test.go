@@ -378,3 +378,27 @@ func TestDraftKeepsWhatTheClientGave(t *testing.T) {
 		t.Fatalf("JSON draft: %+v %v", ev, err)
 	}
 }
+
+func TestTypePatterns(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, typ string
+		want         bool
+	}{
+		{"orders.created", "orders.created", true}, {"orders.created", "orders.updated", false},
+		{"orders.*", "orders.created", true}, {"orders.*", "orders.created.v2", false}, {"orders.*", "orders", false},
+		{"orders.>", "orders.created.v2", true}, {"orders.>", "orders", false}, {">", "a", true},
+		{"*.created", "orders.created", true}, {"orders", "orders.created", false},
+	} {
+		if err := event.ValidateTypePattern(tt.pattern); err != nil {
+			t.Fatal(err)
+		}
+		if got := event.MatchTypePattern(tt.pattern, tt.typ); got != tt.want {
+			t.Errorf("MatchTypePattern(%q, %q) = %v", tt.pattern, tt.typ, got)
+		}
+	}
+	for _, bad := range []string{"orders.>.x", "Orders", "a..b", ""} {
+		if event.ValidateTypePattern(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -13,11 +13,34 @@ import (
 
 // Client publishes events to a jetmesh ingress over NATS. It is safe for concurrent use.
 type Client struct {
-	nc *nats.Conn
+	nc      *nats.Conn
+	subject string
+}
+
+// ClientOption tunes a Client.
+type ClientOption func(*Client)
+
+// AsPrincipal sends requests as the named principal, on its own ingress subject
+// (jetmesh.v1.events.<name>): what access control requires of clients with credentials.
+func AsPrincipal(name string) ClientOption {
+	return func(c *Client) {
+		if name != "" {
+			c.subject = bus.IngressSubject + "." + name
+		}
+	}
 }
 
 // NewClient returns a client that sends requests over nc.
-func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
+	c := &Client{nc: nc, subject: bus.IngressSubject}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Subject is where the client's requests go.
+func (c *Client) Subject() string { return c.subject }
 
 // Publish sends events as one request (a batch when there are several) and returns the
 // ingress's per-entry answer. An error means no answer was had; rejected entries are
@@ -26,7 +49,7 @@ func (c *Client) Publish(ctx context.Context, events ...*event.Event) (*Response
 	if len(events) == 0 {
 		return nil, errors.New("ingress: nothing to publish")
 	}
-	msg := nats.NewMsg(bus.IngressSubject)
+	msg := nats.NewMsg(c.subject)
 	if len(events) == 1 {
 		msg.Header.Set("Content-Type", MediaStructured)
 		msg.Data, _ = events[0].MarshalJSON() // never fails
@@ -38,7 +61,9 @@ func (c *Client) Publish(ctx context.Context, events ...*event.Event) (*Response
 }
 
 // Send sends a prepared request (any payload the ingress reads) and decodes the answer.
+// The message goes to the client's subject, whatever msg.Subject says.
 func (c *Client) Send(ctx context.Context, msg *nats.Msg) (*Response, error) {
+	msg.Subject = c.subject
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w on %s (is `jetmesh server` running?)", ErrNoIngress, c.nc.ConnectedUrlRedacted())

@@ -27,6 +27,10 @@ const (
 	CodeUnavailable          = "unavailable"
 	// CodeRequestTimeout: the request body did not arrive in time (HTTP 408).
 	CodeRequestTimeout = "request_timeout"
+	// CodeUnauthorized: access control is on and the request proves no active principal.
+	CodeUnauthorized = "unauthorized"
+	// CodeForbidden: the principal may not publish this event's type or source.
+	CodeForbidden = "forbidden"
 	// CodeUnknownType: no schema is registered for the event's type.
 	CodeUnknownType = schemas.CodeUnknownType
 	// CodeSchemaInvalid: the data breaks its schema (or dataschema names no such version).

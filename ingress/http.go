@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
+
 	"github.com/jetmesh/jetmesh/event"
 )
 
@@ -23,6 +25,18 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Error: &RequestError{Code: "method_not_allowed", Message: "use POST to publish events"}})
 		return
 	}
+	var principal *auth.Principal
+	if in.principals != nil {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if principal, ok = in.principals.ByToken(strings.TrimSpace(token)); !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="jetmesh"`)
+			resp := &Response{Entries: []EntryResult{}, Error: &RequestError{Code: CodeUnauthorized,
+				Message: "access control is on: send Authorization: Bearer <token> of an active principal (jetmesh creds add)"}}
+			in.metrics.observe("http", time.Now(), resp)
+			writeJSON(w, resp.StatusCode(), resp)
+			return
+		}
+	}
 	// The body first, outside any slot: a slot is held only for work that finishes fast.
 	body, release, readErr := in.bodies.Read(w, r)
 	defer release()
@@ -38,7 +52,7 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer in.release(in.httpSlots)
 
-	req := request{origin: "http", contentType: r.Header.Get("Content-Type"), trace: map[string]string{}, body: body, readErr: readErr}
+	req := request{origin: "http", contentType: r.Header.Get("Content-Type"), trace: map[string]string{}, body: body, readErr: readErr, principal: principal}
 	for _, h := range traceHeaders {
 		req.trace[h] = r.Header.Get(h)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/duration"
@@ -99,8 +100,11 @@ type Ingress struct {
 	httpSlots, natsSlots chan struct{}
 	bodies               *BodyReader
 	storage              storageState
-	metrics              *Metrics
-	validator            Validator
+	// principals, when set, turns access control on: every request must prove an active
+	// principal, whose limits apply and whose name every stored event records.
+	principals *auth.Directory
+	metrics    *Metrics
+	validator  Validator
 }
 
 // Validator checks an event's data against its registered schema. *schemas.Live is the
@@ -116,6 +120,14 @@ type Option func(*Ingress)
 
 // WithMetrics makes the ingress record into m (default: unregistered metrics).
 func WithMetrics(m *Metrics) Option { return func(in *Ingress) { in.metrics = m } }
+
+// WithPrincipals turns access control on (see auth): HTTP requests need a bearer token,
+// NATS requests must come on the principal's own subject (jetmesh.v1.events.<name>).
+func WithPrincipals(d *auth.Directory) Option { return func(in *Ingress) { in.principals = d } }
+
+// PrincipalExtension is the extension attribute that records who published an event,
+// with access control on. Publishers cannot set it: an event that carries it is refused.
+const PrincipalExtension = "jetmeshprincipal"
 
 // WithValidator makes the ingress validate every event with v before storing it. Without
 // it events are checked against the CloudEvents rules only.
@@ -166,6 +178,8 @@ type request struct {
 	trace map[string]string
 	// readErr is set when the transport could not read the whole body.
 	readErr *RequestError
+	// principal is who sent it, with access control on.
+	principal *auth.Principal
 }
 
 // acquire takes one of a transport's MaxInflight slots, waiting for one while ctx allows.
@@ -262,6 +276,18 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	for i := range entries {
 		en := &entries[i]
 		if en.err == nil {
+			if _, set := en.ev.Extensions[PrincipalExtension]; set {
+				en.err = event.Invalid(PrincipalExtension, event.RuleExtension, "is set by the server to the publishing principal; publishers cannot set it")
+			}
+		}
+		if en.err == nil && req.principal != nil {
+			if p := req.principal; !p.MayPublishType(en.ev.Type) || !p.MayPublishSource(en.ev.Source) {
+				resp.Entries[i] = EntryResult{ID: en.ev.ID, ErrorCode: CodeForbidden, Field: "type",
+					ErrorMessage: fmt.Sprintf("principal %s may not publish type %q from source %q (allowed types %v, source %q)", p.Name, en.ev.Type, en.ev.Source, p.Types, p.Source)}
+				continue
+			}
+		}
+		if en.err == nil {
 			en.err = in.validate(en.ev)
 		}
 		if en.err != nil {
@@ -279,6 +305,12 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 			en.ev.Time = now
 		}
 		addTrace(en.ev, req.trace)
+		if req.principal != nil {
+			if en.ev.Extensions == nil {
+				en.ev.Extensions = make(map[string]string, 1)
+			}
+			en.ev.Extensions[PrincipalExtension] = req.principal.Name
+		}
 		msg := &nats.Msg{Subject: en.ev.NATSSubject(), Header: en.ev.Header(), Data: en.ev.Data}
 		f, err := in.js.PublishMsgAsync(msg, jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
 		if err != nil {

@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func (in *Ingress) Listen(ctx context.Context, nc *nats.Conn) (serve func() erro
 		mu       sync.Mutex
 		stopping bool // set before wg.Wait, so no callback adds to wg after it
 	)
-	sub, err := nc.QueueSubscribe(bus.IngressSubject, bus.IngressQueue, func(m *nats.Msg) {
+	handle := func(m *nats.Msg) {
 		mu.Lock()
 		if stopping {
 			mu.Unlock()
@@ -53,19 +54,33 @@ func (in *Ingress) Listen(ctx context.Context, nc *nats.Conn) (serve func() erro
 			defer in.release(in.natsSlots)
 			in.serveNATS(m)
 		}()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ingress: subscribing to %s: %w", bus.IngressSubject, err)
+	}
+	// jetmesh.v1.events, and jetmesh.v1.events.<principal>: the subject a principal's
+	// credentials allow it, so the subject says who sent a request.
+	var subs []*nats.Subscription
+	for _, subject := range []string{bus.IngressSubject, bus.IngressSubject + ".*"} {
+		sub, err := nc.QueueSubscribe(subject, bus.IngressQueue, handle)
+		if err != nil {
+			return nil, fmt.Errorf("ingress: subscribing to %s: %w", subject, err)
+		}
+		subs = append(subs, sub)
+	}
+	unsubscribe := func() error {
+		var errs []error
+		for _, sub := range subs {
+			errs = append(errs, sub.Unsubscribe())
+		}
+		return errors.Join(errs...)
 	}
 	if err := nc.FlushTimeout(listenFlushTimeout); err != nil {
-		_ = sub.Unsubscribe()
+		_ = unsubscribe()
 		return nil, fmt.Errorf("ingress: registering the subscription to %s: %w", bus.IngressSubject, err)
 	}
 	return func() error {
 		<-ctx.Done()
 		// Unsubscribe rather than Drain: requests still queued would be answered after the
 		// caller's connection is gone; callers retry on a timeout, and ids make that safe.
-		err := sub.Unsubscribe()
+		err := unsubscribe()
 		mu.Lock()
 		stopping = true
 		mu.Unlock()
@@ -99,7 +114,20 @@ func (in *Ingress) serveNATS(m *nats.Msg) {
 			req.origin = clip.String(vs[0], maxOriginLen)
 		}
 	}
-	resp := in.process(context.Background(), req)
+	var resp *Response
+	if in.principals != nil {
+		name, _ := strings.CutPrefix(m.Subject, bus.IngressSubject+".")
+		p, ok := in.principals.Active(name)
+		if !ok || name == m.Subject {
+			resp = &Response{Entries: []EntryResult{}, Error: &RequestError{Code: CodeUnauthorized,
+				Message: "access control is on: publish with credentials, on jetmesh.v1.events.<principal>"}}
+			in.metrics.observe("nats", time.Now(), resp)
+		}
+		req.principal = p
+	}
+	if resp == nil {
+		resp = in.process(context.Background(), req)
+	}
 	if m.Reply == "" {
 		return
 	}

@@ -54,6 +54,8 @@ func (r *Response) StatusCode() int {
 			return http.StatusServiceUnavailable
 		case CodeRequestTimeout:
 			return http.StatusRequestTimeout
+		case CodeUnauthorized:
+			return http.StatusUnauthorized
 		}
 		return http.StatusBadRequest
 	}
@@ -63,10 +65,17 @@ func (r *Response) StatusCode() int {
 	case r.FailedEntryCount < len(r.Entries):
 		return http.StatusMultiStatus
 	}
+	forbidden := 0
 	for _, e := range r.Entries {
-		if e.ErrorCode == CodeUnavailable {
+		switch e.ErrorCode {
+		case CodeUnavailable:
 			return http.StatusServiceUnavailable
+		case CodeForbidden:
+			forbidden++
 		}
+	}
+	if forbidden == len(r.Entries) {
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }

@@ -51,6 +51,16 @@ type Config struct {
 	Ingress ingress.Config `yaml:"ingress"`
 	// DLQ bounds the dead-letter stream.
 	DLQ DLQConfig `yaml:"dlq"`
+	// Auth turns access control on: every NATS connection and HTTP publish must prove a
+	// principal (see docs/security.md).
+	Auth AuthConfig `yaml:"auth"`
+}
+
+// AuthConfig is access control.
+type AuthConfig struct {
+	// Enabled refuses anonymous connections and publishes; principals get least-privilege
+	// NATS permissions from their role. Needs the embedded NATS (not natsURL).
+	Enabled bool `yaml:"enabled"`
 }
 
 // DLQConfig bounds the DLQ stream (its age limit is streams.dlqMaxAge).
@@ -163,6 +173,9 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Cluster.validate(c.Name)...)
 	if c.Cluster.enabled() && c.NATSURL != "" {
 		errs = append(errs, errors.New("natsURL (--nats-url) uses an external NATS: it cannot be combined with cluster settings"))
+	}
+	if c.Auth.Enabled && c.NATSURL != "" {
+		errs = append(errs, errors.New("auth.enabled needs the embedded NATS: against an external NATS (natsURL), its own accounts and permissions apply"))
 	}
 	if c.MaxStore > 0 && c.DLQ.MaxBytes > c.MaxStore/2 {
 		errs = append(errs, fmt.Errorf("dlq.maxBytes (%d) must be at most half of maxStore (%d): JetStream reserves the DLQ's cap in the store", c.DLQ.MaxBytes, c.MaxStore))

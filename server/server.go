@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/rules"
@@ -41,6 +42,10 @@ type Server struct {
 	storage atomic.Pointer[storageWatch]
 	// storeWriteError is set when the embedded JetStream's store failed a write.
 	storeWriteError atomic.Bool
+	// issuer and internalPassword exist with access control on: the key that signs
+	// credentials, and the in-process connection's password (never stored).
+	issuer           *auth.Issuer
+	internalPassword string
 }
 
 // New checks cfg and returns a server ready to Run.
@@ -128,8 +133,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("schema registry: %w", err)
 	}
-	in, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"),
-		ingress.WithMetrics(ingress.NewMetrics(reg)), ingress.WithValidator(live))
+	ingressOpts := []ingress.Option{ingress.WithMetrics(ingress.NewMetrics(reg)), ingress.WithValidator(live)}
+	if s.issuer != nil {
+		dir, err := s.startAuth(ctx, ingressCtx, nc, js, &wg)
+		if err != nil {
+			return err
+		}
+		ingressOpts = append(ingressOpts, ingress.WithPrincipals(dir))
+	}
+	in, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"), ingressOpts...)
 	if err != nil {
 		return err
 	}
@@ -215,7 +227,11 @@ func (s *Server) connectNATS() (nc *nats.Conn, monitor string, stop func(), err 
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}
-	nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("jetmesh-server"), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(ns), nats.Name("jetmesh-server"), nats.MaxReconnects(-1)}
+	if s.issuer != nil {
+		opts = append(opts, nats.UserInfo(internalUser, s.internalPassword))
+	}
+	nc, err = nats.Connect("", opts...)
 	if err != nil {
 		stop()
 		return nil, "", nil, fmt.Errorf("in-process NATS connection: %w", err)
@@ -248,6 +264,11 @@ func (s *Server) startNATS() (*natsserver.Server, error) {
 		opts.Routes = natsserver.RoutesFromStr(strings.Join(c.Routes, ","))
 		if s.cfg.Streams.Replicas == 1 {
 			s.log.Warn("clustered with streams.replicas: 1: the loss of one node loses its events; set replicas: 3")
+		}
+	}
+	if s.cfg.Auth.Enabled {
+		if err := s.configureAuth(opts); err != nil {
+			return nil, err
 		}
 	}
 	if s.cfg.MonitorAddr != "" {

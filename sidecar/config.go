@@ -43,6 +43,9 @@ type Config struct {
 	MaxPublishInflight int
 	// BodyTimeout bounds how long a publish request's body may take to arrive (408 after).
 	BodyTimeout duration.Duration
+	// Creds is the sidecar principal's credentials file, for a server with access
+	// control: it may reach its service's rules only, and publishes as its principal.
+	Creds string
 }
 
 // DefaultConfig: listen on 127.0.0.1:3500, probe every 2s, 20s grace, 4 MiB publish

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,7 +65,7 @@ func (s *Sidecar) publish(w http.ResponseWriter, r *http.Request) {
 		s.gauges.publishInflight.Dec()
 		<-s.publishSlots
 	}()
-	msg := nats.NewMsg(bus.IngressSubject)
+	msg := nats.NewMsg(s.ingressSubject)
 	msg.Data = body
 	for k, vs := range r.Header {
 		if len(vs) == 0 {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/ingress"
@@ -42,6 +43,8 @@ type Sidecar struct {
 	// only once bodies has read its body.
 	publishSlots chan struct{}
 	bodies       *ingress.BodyReader
+	// ingressSubject is where publishes go: the principal's own with credentials.
+	ingressSubject string
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -82,12 +85,13 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Sidecar{
 		cfg: cfg, log: log.With("service", cfg.Service), reg: reg, ln: ln,
-		metrics:      delivery.NewMetrics(reg),
-		gate:         delivery.NewGate(cfg.AppHealth == ""),
-		client:       delivery.NewHTTPClient(256),
-		running:      map[string]*worker{},
-		publishSlots: make(chan struct{}, cfg.MaxPublishInflight),
-		bodies:       ingress.NewBodyReader(int64(cfg.MaxRequestBytes), int64(cfg.MaxPublishInflight)*int64(cfg.MaxRequestBytes), cfg.BodyTimeout.Std()),
+		metrics:        delivery.NewMetrics(reg),
+		gate:           delivery.NewGate(cfg.AppHealth == ""),
+		client:         delivery.NewHTTPClient(256),
+		running:        map[string]*worker{},
+		publishSlots:   make(chan struct{}, cfg.MaxPublishInflight),
+		ingressSubject: bus.IngressSubject,
+		bodies:         ingress.NewBodyReader(int64(cfg.MaxRequestBytes), int64(cfg.MaxPublishInflight)*int64(cfg.MaxRequestBytes), cfg.BodyTimeout.Std()),
 		gauges: sidecarGauges{
 			appHealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_app_healthy", Help: "1 when the service's health probe passes (always 1 without --app-health); delivery pauses at 0."}),
 			rules:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetmesh_sidecar_rules", Help: "Rules targeting this service that the sidecar delivers."}),
@@ -114,7 +118,20 @@ func (s *Sidecar) Addr() string { return s.ln.Addr().String() }
 // Run connects to NATS (retrying forever), delivers and serves until ctx ends, then stops
 // pulling, gives requests in flight the grace period, flushes acks and returns.
 func (s *Sidecar) Run(ctx context.Context) error {
-	nc, err := nats.Connect(s.cfg.NATSURL,
+	var credOpts []nats.Option
+	if s.cfg.Creds != "" {
+		creds, err := auth.ReadCredentials(s.cfg.Creds)
+		if err != nil {
+			_ = s.ln.Close()
+			return fmt.Errorf("%w: --creds: %w", ErrConfig, err)
+		}
+		if credOpts, err = creds.Options(); err != nil {
+			_ = s.ln.Close()
+			return fmt.Errorf("%w: --creds: %w", ErrConfig, err)
+		}
+		s.ingressSubject = auth.IngressSubject(creds.Name)
+	}
+	nc, err := nats.Connect(s.cfg.NATSURL, append(credOpts,
 		nats.Name("jetmesh sidecar "+s.cfg.Service),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -126,7 +143,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			s.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
-	)
+	)...)
 	if err != nil {
 		_ = s.ln.Close()
 		return fmt.Errorf("%w: --server %s: %w", ErrConfig, s.cfg.NATSURL, err)
