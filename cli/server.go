@@ -87,6 +87,7 @@ on the same --data keeps every event.`,
 	f.Var(&flags.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on SIGTERM")
 	f.IntVar(&flags.Ingress.MaxEventBytes, "max-event-bytes", flags.Ingress.MaxEventBytes, "largest event accepted, in bytes")
 	f.BoolVar(&flags.Ingress.AllowUnknownTypes, "allow-unknown-types", false, "accept events whose type has no registered schema (unvalidated)")
+	f.BoolVar(&flags.Insecure, "insecure", false, "without --auth, listen beyond loopback anyway (anyone who reaches the ports can do anything)")
 	f.BoolVar(&flags.Auth.Enabled, "auth", false, "access control: refuse anonymous clients, least-privilege principals (writes <data>/auth/admin.creds on first start)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -110,6 +111,7 @@ func applyChanged(cmd *cobra.Command, cfg, flags *server.Config) {
 		"shutdown-timeout": func() { cfg.ShutdownTimeout = flags.ShutdownTimeout },
 		"max-event-bytes":  func() { cfg.Ingress.MaxEventBytes = flags.Ingress.MaxEventBytes },
 		"auth":             func() { cfg.Auth.Enabled = flags.Auth.Enabled },
+		"insecure":         func() { cfg.Insecure = flags.Insecure },
 		"allow-unknown-types": func() {
 			cfg.Ingress.AllowUnknownTypes = flags.Ingress.AllowUnknownTypes
 		},

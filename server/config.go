@@ -54,6 +54,10 @@ type Config struct {
 	// Auth turns access control on: every NATS connection and HTTP publish must prove a
 	// principal (see docs/security.md).
 	Auth AuthConfig `yaml:"auth"`
+	// Insecure lets a server without access control listen beyond loopback (NATS or HTTP),
+	// where anyone who reaches the port can do anything. Off: such a server refuses to
+	// start.
+	Insecure bool `yaml:"insecure"`
 }
 
 // AuthConfig is access control.
@@ -174,6 +178,16 @@ func (c Config) Validate() error {
 	if c.Cluster.enabled() && c.NATSURL != "" {
 		errs = append(errs, errors.New("natsURL (--nats-url) uses an external NATS: it cannot be combined with cluster settings"))
 	}
+	if !c.Auth.Enabled && !c.Insecure {
+		for _, a := range [][2]string{{"nats", c.NATSAddr}, {"http", c.HTTPAddr}} {
+			if c.NATSURL != "" && a[0] == "nats" {
+				continue // nothing embedded listens
+			}
+			if !isLoopback(a[1]) {
+				errs = append(errs, fmt.Errorf("%s %s is not a loopback address, and access control is off: anyone who reaches it could publish around validation, read every event and delete the streams; turn access control on (--auth), or accept that with --insecure", a[0], a[1]))
+			}
+		}
+	}
 	if c.Auth.Enabled && c.NATSURL != "" {
 		errs = append(errs, errors.New("auth.enabled needs the embedded NATS: against an external NATS (natsURL), its own accounts and permissions apply"))
 	}
@@ -196,6 +210,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w:\n%w", ErrConfig, err)
 	}
 	return nil
+}
+
+// isLoopback reports whether a listen address binds to loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkAddr(name, addr string, optional bool) error {

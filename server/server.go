@@ -169,6 +169,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.ready.Store(true)
 	startedOnce()
+	if !s.cfg.Auth.Enabled && (!isLoopback(s.cfg.HTTPAddr) || s.cfg.NATSURL == "" && !isLoopback(s.cfg.NATSAddr)) {
+		s.log.Warn("INSECURE: listening beyond loopback without access control (--insecure): anyone who reaches these ports can publish around validation, read every event and delete the streams; use --auth",
+			"nats", s.cfg.NATSAddr, "http", s.cfg.HTTPAddr)
+	}
 	s.log.Info("jetmesh server ready",
 		"nats", s.natsURL, "embedded", s.cfg.NATSURL == "", "http", "http://"+s.httpAddr, "monitor", monitor,
 		"cluster", s.cfg.Cluster.Name, "data", s.cfg.DataDir, "ingress_subject", bus.IngressSubject, "sync_always", s.cfg.SyncAlways)

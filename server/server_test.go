@@ -49,6 +49,12 @@ func TestConfigValidate(t *testing.T) {
 			c.Name, c.Cluster = "n1", server.ClusterConfig{Name: "jm", Listen: "127.0.0.1:6222", Routes: []string{"http://x:1", "nats-route://y"}}
 		}, []string{`"http://x:1" is not a route URL`, `"nats-route://y" is not a route URL`}},
 		{"routes without listen", func(c *server.Config) { c.Cluster.Routes = []string{"nats-route://a:1"} }, []string{"need cluster.listen"}},
+		{"beyond loopback without access control", func(c *server.Config) { c.NATSAddr, c.HTTPAddr = "0.0.0.0:4222", "10.0.0.5:8080" },
+			[]string{"nats 0.0.0.0:4222 is not a loopback address, and access control is off", "http 10.0.0.5:8080 is not a loopback address", "--auth", "--insecure"}},
+		{"beyond loopback, insecure on purpose", func(c *server.Config) { c.NATSAddr, c.Insecure = ":4222", true }, nil},
+		{"beyond loopback with access control", func(c *server.Config) { c.HTTPAddr, c.Auth.Enabled = "0.0.0.0:8080", true }, nil},
+		{"localhost and ::1 are loopback", func(c *server.Config) { c.NATSAddr, c.HTTPAddr = "localhost:4222", "[::1]:8080" }, nil},
+		{"access control needs the embedded NATS", func(c *server.Config) { c.NATSURL, c.Auth.Enabled = "nats://x:4222", true }, []string{"auth.enabled needs the embedded NATS"}},
 		{"cluster and external NATS", func(c *server.Config) {
 			c.Name, c.NATSURL = "n1", "nats://x:4222"
 			c.Cluster = server.ClusterConfig{Name: "jm", Listen: "127.0.0.1:6222", Routes: []string{"nats-route://a:1"}}
