@@ -43,10 +43,13 @@ func refused(format string, args ...any) error {
 type globals struct {
 	server string
 	// creds is a credentials file (--creds, JETMESH_CREDS), for servers with access control.
-	creds  string
-	output string
-	stdout io.Writer
-	stderr io.Writer
+	creds string
+	// tlsCA, tlsCert and tlsKey are for servers with TLS: the CA that signs the server's
+	// certificate, and a client certificate where the server asks for one.
+	tlsCA, tlsCert, tlsKey string
+	output                 string
+	stdout                 io.Writer
+	stderr                 io.Writer
 }
 
 // Execute runs the CLI with os.Args and returns the process exit code.
@@ -130,6 +133,9 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", server, "NATS URL of the jetmesh server (env JETMESH_SERVER)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.tlsCA, "tls-ca", os.Getenv("JETMESH_TLS_CA"), "PEM file of the CA that signs the server's certificate, for a TLS server (env JETMESH_TLS_CA)")
+	root.PersistentFlags().StringVar(&g.tlsCert, "tls-client-cert", os.Getenv("JETMESH_TLS_CLIENT_CERT"), "client certificate (PEM), where the server verifies clients")
+	root.PersistentFlags().StringVar(&g.tlsKey, "tls-client-key", os.Getenv("JETMESH_TLS_CLIENT_KEY"), "client certificate key (PEM)")
 	root.PersistentFlags().StringVar(&g.creds, "creds", os.Getenv("JETMESH_CREDS"), "credentials file, for a server with access control (env JETMESH_CREDS; jetmesh creds add)")
 	root.AddCommand(
 		newServerCmd(g),
@@ -158,6 +164,18 @@ func (g *globals) credentials() (*auth.Credentials, error) {
 	return c, nil
 }
 
+// tlsOptions are the NATS options of --tls-ca and --tls-client-cert/--tls-client-key.
+func (g *globals) tlsOptions() []nats.Option {
+	var opts []nats.Option
+	if g.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(g.tlsCA))
+	}
+	if g.tlsCert != "" || g.tlsKey != "" {
+		opts = append(opts, nats.ClientCert(g.tlsCert, g.tlsKey))
+	}
+	return opts
+}
+
 // connect opens a NATS connection to the server named by --server, with --creds.
 func (g *globals) connect(name string) (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name("jetmesh-" + name), nats.Timeout(5 * time.Second)}
@@ -172,6 +190,7 @@ func (g *globals) connect(name string) (*nats.Conn, error) {
 		}
 		opts = append(opts, credOpts...)
 	}
+	opts = append(opts, g.tlsOptions()...)
 	nc, err := nats.Connect(g.server, opts...)
 	if errors.Is(err, nats.ErrAuthorization) || err != nil && strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
 		return nil, fmt.Errorf("connecting to %s: %w (the server has access control on: give --creds FILE or JETMESH_CREDS)", g.server, err)

@@ -69,7 +69,7 @@ flight --grace to finish, and exits.`,
 			if err != nil {
 				return err
 			}
-			cfg.NATSURL, cfg.Creds = g.server, g.creds
+			cfg.NATSURL, cfg.Creds, cfg.TLSOptions = g.server, g.creds, g.tlsOptions()
 			sc, err := sidecar.New(cfg, log)
 			if errors.Is(err, sidecar.ErrConfig) {
 				return refused("%v", err)

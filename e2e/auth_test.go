@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetmesh/jetmesh/internal/testcerts"
 	"github.com/nats-io/nats.go"
 )
 
@@ -280,5 +281,73 @@ target: {service: ledger}
 	time.Sleep(500 * time.Millisecond)
 	if n := rec.count("after-revoke"); n != 0 {
 		t.Errorf("the revoked sidecar delivered %d events after revocation", n)
+	}
+}
+
+// TestTLS: with TLS and access control on, the CLI, a sidecar and HTTP publishers work
+// with the CA, plain connections are refused, and a server that verifies clients refuses
+// one without a certificate.
+func TestTLS(t *testing.T) {
+	certs := testcerts.New(t)
+	tlsArgs := []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key, "--tls-ca", certs.CA}
+	srv, admin := authedServer(t, tlsArgs...)
+	withCA := func(args ...string) []string { return append([]string{"--tls-ca", certs.CA, "--creds", admin}, args...) }
+
+	if out, errOut, code := srv.cli(t, "", withCA("streams", "ls")...); code != 0 {
+		t.Fatalf("streams ls over TLS: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := srv.cli(t, "", "--tls-ca=", "--creds", admin, "streams", "ls"); code == 0 {
+		t.Errorf("a client without the CA connected: %s", errOut)
+	}
+	if _, errOut, code := srv.cli(t, "", "--tls-ca", certs.OtherCA, "--creds", admin, "streams", "ls"); code == 0 {
+		t.Errorf("a client trusting another CA connected: %s", errOut)
+	}
+	if nc, err := nats.Connect(srv.natsURL(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("a plain NATS connection was accepted")
+	}
+
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rulesFile, "name: billing\npattern: {type: [orders.created]}\ntarget: {service: billing}\n")
+	if out, errOut, code := srv.cli(t, "", withCA("rules", "apply", "-f", rulesFile)...); code != 0 {
+		t.Fatalf("rules apply: %d %s %s", code, out, errOut)
+	}
+	sidecarCreds, _ := mint(t, srv, admin, "--role", "sidecar", "--name", "billing-sc", "--service", "billing")
+	_, token := mint(t, srv, admin, "--role", "publisher", "--name", "shop")
+	rec, url := newRecorder(t)
+	startSidecar(t, srv, "billing", url, "--tls-ca", certs.CA, "--creds", sidecarCreds)
+
+	req, _ := http.NewRequest(http.MethodPost, srv.httpURL()+"/v1/events",
+		strings.NewReader(`{"specversion":"1.0","id":"tls-1","source":"/shop","type":"orders.created"}`))
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := srv.httpClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("HTTPS publish: %d", res.StatusCode)
+	}
+	if res, err := http.Post("http://"+srv.httpAddr+"/v1/events", "application/json", strings.NewReader("{}")); err == nil {
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest { // Go's "client sent an HTTP request to an HTTPS server"
+			t.Errorf("the HTTP port answered plain HTTP with %d", res.StatusCode)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); rec.count("tls-1") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("tls-1 not delivered through a TLS sidecar")
+		}
+	}
+
+	// Client certificates, when the server asks for them.
+	strict := startServer(t, t.TempDir(), append(tlsArgs, "--tls-verify-clients", anyType)...)
+	_ = strict
+	if _, _, code := strict.cli(t, "", "--tls-ca", certs.CA, "streams", "ls"); code == 0 {
+		t.Error("a client without a certificate connected to a server that verifies clients")
+	}
+	if out, errOut, code := strict.cli(t, "", "--tls-ca", certs.CA, "--tls-client-cert", certs.ClientCert, "--tls-client-key", certs.ClientKey, "streams", "ls"); code != 0 {
+		t.Errorf("a client with a certificate: %d %s %s", code, out, errOut)
 	}
 }

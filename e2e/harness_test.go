@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,10 +111,32 @@ type serverProc struct {
 	dataDir  string
 	natsAddr string
 	httpAddr string
+	// tlsCA is set when the server runs with TLS: the CA its certificate is signed by.
+	tlsCA string
 }
 
 func (s *serverProc) natsURL() string { return "nats://" + s.natsAddr }
-func (s *serverProc) httpURL() string { return "http://" + s.httpAddr }
+
+func (s *serverProc) httpURL() string {
+	if s.tlsCA != "" {
+		return "https://" + s.httpAddr
+	}
+	return "http://" + s.httpAddr
+}
+
+// httpClient reaches the server's HTTP port, trusting its CA when it has TLS.
+func (s *serverProc) httpClient() *http.Client {
+	if s.tlsCA == "" {
+		return http.DefaultClient
+	}
+	pem, err := os.ReadFile(s.tlsCA)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
 
 // anyType starts a server that stores events of any type unvalidated: for tests about
 // transport and durability, not schemas (TestSchemas covers validation).
@@ -144,7 +169,13 @@ func (s *serverProc) restart(extra ...string) *serverProc {
 func launchServerOn(t *testing.T, dataDir, natsAddr, httpAddr string, extra ...string) *serverProc {
 	t.Helper()
 	args := append([]string{"server", "--data", dataDir, "--nats", natsAddr, "--http", httpAddr}, extra...)
-	return &serverProc{proc: startProc(t, "server", args...), dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr}
+	s := &serverProc{proc: startProc(t, "server", args...), dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr}
+	for i, a := range extra {
+		if a == "--tls-ca" && i+1 < len(extra) && slices.Contains(extra, "--tls-cert") {
+			s.tlsCA = extra[i+1]
+		}
+	}
+	return s
 }
 
 // waitReady waits until /readyz answers 200.
@@ -153,7 +184,7 @@ func (s *serverProc) waitReady(timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		res, err := http.Get(s.httpURL() + "/readyz")
+		res, err := s.httpClient().Get(s.httpURL() + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -179,6 +210,9 @@ func (s *serverProc) cli(t *testing.T, stdin string, args ...string) (string, st
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(os.Environ(), "JETMESH_SERVER="+s.natsURL())
+	if s.tlsCA != "" {
+		cmd.Env = append(cmd.Env, "JETMESH_TLS_CA="+s.tlsCA)
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -54,10 +56,88 @@ type Config struct {
 	// Auth turns access control on: every NATS connection and HTTP publish must prove a
 	// principal (see docs/security.md).
 	Auth AuthConfig `yaml:"auth"`
+	// TLS encrypts the NATS client port, cluster routes, the HTTP port and the monitor
+	// endpoint.
+	TLS TLSConfig `yaml:"tls"`
 	// Insecure lets a server without access control listen beyond loopback (NATS or HTTP),
 	// where anyone who reaches the port can do anything. Off: such a server refuses to
 	// start.
 	Insecure bool `yaml:"insecure"`
+}
+
+// TLSConfig is the server's certificate, and the CA its peers' certificates are checked
+// against.
+type TLSConfig struct {
+	// Cert and Key are PEM files: the server's certificate (for every listener and for
+	// routes) and its key. Both or neither.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// CA is a PEM file of the certificate authorities that sign cluster peers' (and, with
+	// VerifyClients, clients') certificates. Required for a TLS cluster.
+	CA string `yaml:"ca"`
+	// VerifyClients requires NATS and HTTP clients to present a certificate CA signed.
+	VerifyClients bool `yaml:"verifyClients"`
+}
+
+// enabled reports whether TLS is configured.
+func (c TLSConfig) enabled() bool { return c.Cert != "" }
+
+func (c TLSConfig) validate(clustered bool) []error {
+	var errs []error
+	if (c.Cert == "") != (c.Key == "") {
+		errs = append(errs, errors.New("tls.cert (--tls-cert) and tls.key (--tls-key) go together"))
+	}
+	if c.enabled() {
+		if _, err := tls.LoadX509KeyPair(c.Cert, c.Key); err != nil {
+			errs = append(errs, fmt.Errorf("tls: loading the certificate: %w", err))
+		}
+	}
+	if c.CA != "" {
+		if _, err := loadCertPool(c.CA); err != nil {
+			errs = append(errs, fmt.Errorf("tls.ca: %w", err))
+		}
+	}
+	if c.VerifyClients && (!c.enabled() || c.CA == "") {
+		errs = append(errs, errors.New("tls.verifyClients needs tls.cert, tls.key and tls.ca"))
+	}
+	if clustered && c.enabled() && c.CA == "" {
+		errs = append(errs, errors.New("a TLS cluster needs tls.ca (--tls-ca): routes verify each other's certificates"))
+	}
+	return errs
+}
+
+// loadCertPool reads PEM certificates into a pool.
+func loadCertPool(path string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// serverTLS is the TLS configuration of the server's listeners; clientAuth says whether
+// peers must present a certificate.
+func (c TLSConfig) serverTLS(requireClientCert bool) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.CA != "" {
+		pool, err := loadCertPool(c.CA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs, cfg.RootCAs = pool, pool
+	}
+	if requireClientCert {
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // AuthConfig is access control.
@@ -175,6 +255,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Cluster.validate(c.Name)...)
+	errs = append(errs, c.TLS.validate(c.Cluster.enabled())...)
 	if c.Cluster.enabled() && c.NATSURL != "" {
 		errs = append(errs, errors.New("natsURL (--nats-url) uses an external NATS: it cannot be combined with cluster settings"))
 	}

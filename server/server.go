@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,7 +101,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.httpAddr = ln.Addr().String()
 	var ing atomic.Pointer[ingress.Ingress]
 	httpSrv := &http.Server{
-		Handler:           s.routes(&ing, nc, reg),
+		Handler:           s.requireClientCert(s.routes(&ing, nc, reg)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -109,6 +110,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
+	if t := s.cfg.TLS; t.enabled() {
+		cfg, err := t.serverTLS(false)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		if t.VerifyClients {
+			// Checked per path (requireClientCert): probes reach /healthz and /readyz
+			// without a certificate, as a kubelet does.
+			cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
 	wg.Go(func() {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
@@ -275,10 +288,29 @@ func (s *Server) startNATS() (*natsserver.Server, error) {
 			return nil, err
 		}
 	}
+	if t := s.cfg.TLS; t.enabled() {
+		clientTLS, err := t.serverTLS(t.VerifyClients)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = clientTLS, true, t.VerifyClients, 5
+		if s.cfg.Cluster.enabled() {
+			routeTLS, err := t.serverTLS(true) // routes always verify each other
+			if err != nil {
+				return nil, fmt.Errorf("tls: %w", err)
+			}
+			opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = routeTLS, 5
+		}
+	}
 	if s.cfg.MonitorAddr != "" {
-		opts.HTTPHost, opts.HTTPPort = splitAddr(s.cfg.MonitorAddr)
-		if opts.HTTPPort == 0 {
-			opts.HTTPPort = natsserver.RANDOM_PORT
+		host, port := splitAddr(s.cfg.MonitorAddr)
+		if port == 0 {
+			port = natsserver.RANDOM_PORT
+		}
+		if s.cfg.TLS.enabled() {
+			opts.HTTPHost, opts.HTTPSPort = host, port // served with opts.TLSConfig
+		} else {
+			opts.HTTPHost, opts.HTTPPort = host, port
 		}
 	}
 	ns, err := natsserver.NewServer(opts)
@@ -344,6 +376,21 @@ func (s *Server) routes(ing *atomic.Pointer[ingress.Ingress], nc *nats.Conn, reg
 		}
 	})
 	return mux
+}
+
+// requireClientCert refuses requests without a verified client certificate when the
+// server verifies clients, except the health checks.
+func (s *Server) requireClientCert(next http.Handler) http.Handler {
+	if !s.cfg.TLS.VerifyClients {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			writeStatus(w, http.StatusUnauthorized, "unauthorized", "this server verifies clients: present a certificate signed by its CA")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // storageProblem says why published events cannot be stored now, or "".

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/rules"
+	"github.com/nats-io/nats.go"
 )
 
 // Config is a sidecar's settings.
@@ -46,6 +47,9 @@ type Config struct {
 	// Creds is the sidecar principal's credentials file, for a server with access
 	// control: it may reach its service's rules only, and publishes as its principal.
 	Creds string
+	// TLSOptions connect to a server with TLS (the CA of its certificate, a client
+	// certificate); empty for plain connections.
+	TLSOptions []nats.Option
 }
 
 // DefaultConfig: listen on 127.0.0.1:3500, probe every 2s, 20s grace, 4 MiB publish

@@ -131,6 +131,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		}
 		s.ingressSubject = auth.IngressSubject(creds.Name)
 	}
+	credOpts = append(credOpts, s.cfg.TLSOptions...)
 	nc, err := nats.Connect(s.cfg.NATSURL, append(credOpts,
 		nats.Name("jetmesh sidecar "+s.cfg.Service),
 		nats.MaxReconnects(-1),
