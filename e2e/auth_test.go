@@ -291,7 +291,9 @@ func TestTLS(t *testing.T) {
 	certs := testcerts.New(t)
 	tlsArgs := []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key, "--tls-ca", certs.CA}
 	srv, admin := authedServer(t, tlsArgs...)
-	withCA := func(args ...string) []string { return append([]string{"--tls-ca", certs.CA, "--creds", admin}, args...) }
+	withCA := func(args ...string) []string {
+		return append([]string{"--tls-ca", certs.CA, "--creds", admin}, args...)
+	}
 
 	if out, errOut, code := srv.cli(t, "", withCA("streams", "ls")...); code != 0 {
 		t.Fatalf("streams ls over TLS: %d %s %s", code, out, errOut)
