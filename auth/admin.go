@@ -17,6 +17,9 @@ const (
 	RevokeSubject = "jetmesh.v1.auth.creds.revoke"
 )
 
+// adminQueue is the queue group of the credential service.
+const adminQueue = "jetmesh-auth"
+
 // AddRequest asks for a new principal.
 type AddRequest struct {
 	Name    string   `json:"name"`
@@ -73,7 +76,8 @@ func (a *Admin) Create(ctx context.Context, req AddRequest) (*Minted, error) {
 
 // Listen answers add and revoke requests on nc until ctx ends.
 func (a *Admin) Listen(ctx context.Context, nc *nats.Conn) error {
-	add, err := nc.Subscribe(AddSubject, func(m *nats.Msg) {
+	// A queue group: in a cluster every server runs the service, and one must answer.
+	add, err := nc.QueueSubscribe(AddSubject, adminQueue, func(m *nats.Msg) {
 		var req AddRequest
 		reply := AddReply{}
 		if err := json.Unmarshal(m.Data, &req); err != nil {
@@ -89,7 +93,7 @@ func (a *Admin) Listen(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("credential service: %w", err)
 	}
-	revoke, err := nc.Subscribe(RevokeSubject, func(m *nats.Msg) {
+	revoke, err := nc.QueueSubscribe(RevokeSubject, adminQueue, func(m *nats.Msg) {
 		var req RevokeRequest
 		reply := AddReply{}
 		if err := json.Unmarshal(m.Data, &req); err != nil {
