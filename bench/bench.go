@@ -8,6 +8,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -23,8 +27,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/testcerts"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/jetmesh/jetmesh/server"
@@ -46,6 +52,9 @@ type Config struct {
 	// Publishers send concurrently at full speed, each Batch events per request.
 	Publishers int `json:"publishers"`
 	Batch      int `json:"batch"`
+	// Secure also measures jetmesh with access control and TLS on (bearer tokens over
+	// HTTPS, a sidecar with credentials over TLS), in the same run: the cost of security.
+	Secure bool `json:"secure"`
 	// DataDir holds the embedded server's store; empty means a temporary directory.
 	DataDir string `json:"-"`
 	// Progress receives a line per measurement; nil for none.
@@ -130,9 +139,11 @@ func (r *Report) Find(path, mode string) (Result, bool) {
 const (
 	PathJetmesh   = "jetmesh"
 	PathJetStream = "jetstream"
-	PathHTTP      = "http"
-	ModeFull      = "full"
-	ModeFixed     = "fixed"
+	// PathJetmeshSecure is jetmesh with access control and TLS on (Config.Secure).
+	PathJetmeshSecure = "jetmesh-secure"
+	PathHTTP          = "http"
+	ModeFull          = "full"
+	ModeFixed         = "fixed"
 )
 
 // Run starts an embedded jetmesh server, a sidecar and an HTTP sink in this process and
@@ -149,31 +160,42 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer os.RemoveAll(dir)
 		cfg.DataDir = dir
 	}
-	env, err := setUp(ctx, cfg)
+	plain, err := setUp(ctx, cfg, filepath.Join(cfg.DataDir, "plain"), false)
 	if err != nil {
 		return nil, err
 	}
-	defer env.close()
+	defer plain.close()
 
 	rep := &Report{Config: cfg, CPUs: runtime.NumCPU(), Go: runtime.Version(), Ratios: map[string]float64{}}
 	fixedEvents := int(float64(cfg.Rate) * cfg.Duration.Seconds())
-	steps := []struct {
+	type step struct {
 		path, mode string
+		on         *env
 		run        func(context.Context, *measure) error
 		n          int
-	}{
-		{PathHTTP, ModeFull, env.httpFull, cfg.Events},
-		{PathHTTP, ModeFixed, env.httpFixed, fixedEvents},
-		{PathJetStream, ModeFull, env.jetstreamFull, cfg.Events},
-		{PathJetStream, ModeFixed, env.jetstreamFixed, fixedEvents},
-		{PathJetmesh, ModeFull, env.jetmeshFull, cfg.Events},
-		{PathJetmesh, ModeFixed, env.jetmeshFixed, fixedEvents},
+	}
+	steps := []step{
+		{PathHTTP, ModeFull, plain, plain.httpFull, cfg.Events},
+		{PathHTTP, ModeFixed, plain, plain.httpFixed, fixedEvents},
+		{PathJetStream, ModeFull, plain, plain.jetstreamFull, cfg.Events},
+		{PathJetStream, ModeFixed, plain, plain.jetstreamFixed, fixedEvents},
+		{PathJetmesh, ModeFull, plain, plain.jetmeshFull, cfg.Events},
+		{PathJetmesh, ModeFixed, plain, plain.jetmeshFixed, fixedEvents},
+	}
+	if cfg.Secure {
+		secure, err := setUp(ctx, cfg, filepath.Join(cfg.DataDir, "secure"), true)
+		if err != nil {
+			return nil, fmt.Errorf("the secured server: %w", err)
+		}
+		defer secure.close()
+		steps = append(steps, step{PathJetmeshSecure, ModeFull, secure, secure.jetmeshFull, cfg.Events},
+			step{PathJetmeshSecure, ModeFixed, secure, secure.jetmeshFixed, fixedEvents})
 	}
 	for _, s := range steps {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "measuring %s at %s (%d events)...\n", s.path, modeText(s.mode, cfg.Rate), s.n)
 		}
-		m := env.sink.start(s.path+"-"+s.mode, s.n)
+		m := s.on.sink.start(s.path+"-"+s.mode, s.n)
 		if err := s.run(ctx, m); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", s.path, s.mode, err)
 		}
@@ -199,6 +221,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ratio("throughputVsJetStream", jf.EventsPerSec, sf.EventsPerSec)
 	ratio("p99VsHTTP", jx.P99, hx.P99)
 	ratio("p99VsJetStream", jx.P99, sx.P99)
+	if cfg.Secure {
+		qf, _ := rep.Find(PathJetmeshSecure, ModeFull)
+		qx, _ := rep.Find(PathJetmeshSecure, ModeFixed)
+		ratio("secureThroughputVsPlain", qf.EventsPerSec, jf.EventsPerSec)
+		ratio("secureP99VsPlain", qx.P99, jx.P99)
+	}
 	return rep, nil
 }
 
@@ -220,6 +248,53 @@ type env struct {
 	client    *http.Client
 	nc        *nats.Conn
 	js        jetstream.JetStream
+	// token is the publisher's bearer token, with access control on.
+	token string
+}
+
+// mintBenchPrincipals creates, as the server's first admin, the sidecar and the publisher
+// a secured run uses: the sidecar's credentials file and the publisher's token.
+func (e *env) mintBenchPrincipals(ctx context.Context, dir string) (creds, token string, err error) {
+	ask := func(req auth.AddRequest) (*auth.AddReply, error) {
+		raw, _ := json.Marshal(req)
+		msg, err := e.nc.RequestWithContext(ctx, auth.AddSubject, raw)
+		if err != nil {
+			return nil, err
+		}
+		var reply auth.AddReply
+		if err := json.Unmarshal(msg.Data, &reply); err != nil {
+			return nil, err
+		}
+		if reply.Error != "" {
+			return nil, errors.New(reply.Error)
+		}
+		return &reply, nil
+	}
+	sc, err := ask(auth.AddRequest{Name: "bench-sidecar", Role: auth.RoleSidecar, Service: "bench"})
+	if err != nil {
+		return "", "", fmt.Errorf("minting the sidecar: %w", err)
+	}
+	creds = filepath.Join(dir, "bench-sidecar.creds")
+	if err := auth.WriteCreds(creds, []byte(sc.Creds)); err != nil {
+		return "", "", err
+	}
+	pub, err := ask(auth.AddRequest{Name: "bench-publisher", Role: auth.RolePublisher})
+	if err != nil {
+		return "", "", fmt.Errorf("minting the publisher: %w", err)
+	}
+	return creds, pub.Token, nil
+}
+
+func caPool(file string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("%s holds no certificate", file)
+	}
+	return pool, nil
 }
 
 const benchType = "bench.tick"
@@ -229,10 +304,24 @@ const benchType = "bench.tick"
 const benchSchema = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
 "required":["n"],"properties":{"n":{"type":"integer","minimum":0}},"additionalProperties":false}`
 
-func setUp(ctx context.Context, cfg Config) (*env, error) {
+// setUp starts a server on dataDir, with access control and TLS when secure, a sidecar
+// and a sink, and waits until an event makes the whole trip.
+func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, error) {
 	quiet := slog.New(slog.DiscardHandler)
 	scfg := server.DefaultConfig()
-	scfg.DataDir, scfg.NATSAddr, scfg.HTTPAddr = cfg.DataDir, "127.0.0.1:0", "127.0.0.1:0"
+	scfg.DataDir, scfg.NATSAddr, scfg.HTTPAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
+	var certs testcerts.Files
+	if secure {
+		var err error
+		if err = os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, err
+		}
+		if certs, err = testcerts.Generate(dataDir); err != nil {
+			return nil, err
+		}
+		scfg.Auth.Enabled = true
+		scfg.TLS = server.TLSConfig{Cert: certs.Cert, Key: certs.Key, CA: certs.CA}
+	}
 	srv, err := server.New(scfg, quiet)
 	if err != nil {
 		return nil, err
@@ -265,8 +354,34 @@ func setUp(ctx context.Context, cfg Config) (*env, error) {
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 1024
 	e.client = &http.Client{Transport: tr}
 
-	if e.nc, err = nats.Connect(srv.NATSURL(), nats.Name("jetmesh bench")); err != nil {
+	natsOpts := []nats.Option{nats.Name("jetmesh bench")}
+	var sidecarOpts []nats.Option
+	if secure {
+		pool, err := caPool(certs.CA)
+		if err != nil {
+			return fail(err)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		e.ingestURL = "https://" + srv.HTTPAddr() + "/v1/events"
+		admin, err := auth.ReadCredentials(filepath.Join(dataDir, "auth", "admin.creds"))
+		if err != nil {
+			return fail(err)
+		}
+		adminOpts, err := admin.Options()
+		if err != nil {
+			return fail(err)
+		}
+		sidecarOpts = []nats.Option{nats.RootCAs(certs.CA)}
+		natsOpts = append(append(natsOpts, adminOpts...), sidecarOpts...)
+	}
+	if e.nc, err = nats.Connect(srv.NATSURL(), natsOpts...); err != nil {
 		return fail(err)
+	}
+	var sidecarCreds string
+	if secure {
+		if sidecarCreds, e.token, err = e.mintBenchPrincipals(ctx, dataDir); err != nil {
+			return fail(err)
+		}
 	}
 	e.js, _ = jetstream.New(e.nc)
 	reg, err := schemas.OpenRegistry(ctx, e.js)
@@ -287,6 +402,7 @@ func setUp(ctx context.Context, cfg Config) (*env, error) {
 	}
 	sc := sidecar.DefaultConfig()
 	sc.Service, sc.Handler, sc.Listen, sc.NATSURL = "bench", e.sinkURL, "127.0.0.1:0", srv.NATSURL()
+	sc.Creds, sc.TLSOptions = sidecarCreds, sidecarOpts
 	side, err := sidecar.New(sc, quiet)
 	if err != nil {
 		return fail(err)
@@ -329,6 +445,9 @@ func (e *env) post(ctx context.Context, contentType string, body []byte) (int, e
 		return 0, err
 	}
 	req.Header.Set("Content-Type", contentType)
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
 	res, err := e.client.Do(req)
 	if err != nil {
 		return 0, err

@@ -1,5 +1,6 @@
 // Package testcerts makes a throwaway certificate authority and certificates signed by it,
-// in-process, for tests of TLS: nothing is downloaded or read from the machine.
+// in-process, for tests of TLS and for `jetmesh bench --secure`: nothing is downloaded or
+// read from the machine. Never for production: the CA's key is not kept.
 package testcerts
 
 import (
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -27,18 +29,40 @@ type Files struct {
 // New writes a CA, a server certificate and a client certificate into t.TempDir().
 func New(t testing.TB) Files {
 	t.Helper()
-	dir := t.TempDir()
+	f, err := Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// Generate writes a CA, a server certificate and a client certificate into dir.
+func Generate(dir string) (f Files, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("making certificates: %v", r)
+		}
+	}()
+	t := panicky{}
 	caKey, caCert, caDER := newCA(t, "jetmesh test CA")
 	_, _, otherDER := newCA(t, "unrelated CA")
-	f := Files{
+	f = Files{
 		CA: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER), OtherCA: writePEM(t, dir, "other-ca.pem", "CERTIFICATE", otherDER),
 	}
 	f.Cert, f.Key = leaf(t, dir, "server", caKey, caCert, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})
 	f.ClientCert, f.ClientKey = leaf(t, dir, "client", caKey, caCert, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
-	return f
+	return f, nil
 }
 
-func newCA(t testing.TB, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
+// failer is the part of testing.TB the helpers use; panicky turns a failure into a panic
+// that Generate recovers as an error.
+type failer interface{ Fatal(args ...any) }
+
+type panicky struct{}
+
+func (panicky) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+
+func newCA(t failer, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +80,7 @@ func newCA(t testing.TB, name string) (*ecdsa.PrivateKey, *x509.Certificate, []b
 	return key, cert, der
 }
 
-func leaf(t testing.TB, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.Certificate, usage []x509.ExtKeyUsage) (certFile, keyFile string) {
+func leaf(t failer, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.Certificate, usage []x509.ExtKeyUsage) (certFile, keyFile string) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +103,7 @@ func leaf(t testing.TB, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.Cert
 	return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", keyDER)
 }
 
-func writePEM(t testing.TB, dir, name, kind string, der []byte) string {
+func writePEM(t failer, dir, name, kind string, der []byte) string {
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
