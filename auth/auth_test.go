@@ -152,3 +152,31 @@ func TestMintAndReadCredentials(t *testing.T) {
 		t.Error("the stored token hash does not match, or is the token itself")
 	}
 }
+
+// TestKeySigning: a client that proves a key without naming it (nats --creds) is the
+// active principal whose key verifies its signature, and no one else.
+func TestKeySigning(t *testing.T) {
+	a, _ := nkeys.CreateUser()
+	b, _ := nkeys.CreateUser()
+	stranger, _ := nkeys.CreateUser()
+	apub, _ := a.PublicKey()
+	bpub, _ := b.PublicKey()
+	snap := map[string][]byte{
+		"a": []byte(`{"name":"a","role":"viewer","userKey":"` + apub + `","tokenHash":"x"}`),
+		"b": []byte(`{"name":"b","role":"viewer","userKey":"` + bpub + `","tokenHash":"y","revoked":"2026-01-01T00:00:00Z"}`),
+	}
+	d := auth.NewDirectory()
+	d.Apply(snap)
+	sign := func(k nkeys.KeyPair) string {
+		sig, _ := k.Sign([]byte("n0nce"))
+		return base64.RawURLEncoding.EncodeToString(sig)
+	}
+	if got, err := d.KeySigning("n0nce", sign(a)); err != nil || got != apub {
+		t.Errorf("a's signature: %s %v", got, err)
+	}
+	for name, k := range map[string]nkeys.KeyPair{"revoked": b, "stranger": stranger} {
+		if _, err := d.KeySigning("n0nce", sign(k)); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -77,6 +77,12 @@ func (c *Callout) handle(m *nats.Msg) {
 	}
 	ci := req.ClientInformation
 	userKey, err := VerifyKey(req.ConnectOptions.Nkey, ci.Nonce, req.ConnectOptions.SignedNonce)
+	if req.ConnectOptions.Nkey == "" && req.ConnectOptions.SignedNonce != "" {
+		// A standard .creds client (nats --creds): it sent its JWT, which nats-server drops
+		// outside operator mode, and a signature of the nonce. The key that signature
+		// verifies with is the principal's.
+		userKey, err = c.dir.KeySigning(ci.Nonce, req.ConnectOptions.SignedNonce)
+	}
 	if err != nil {
 		c.log.Info("connection refused", "client", ci.Host, "name", req.ConnectOptions.Name, "reason", err)
 		respond("", err.Error())

@@ -187,6 +187,24 @@ func (d *Directory) ByUserKey(key string) (*Principal, bool) {
 	return p, ok
 }
 
+// KeySigning finds the active principal key that signed the nonce: the identity of a
+// client that proved a key without naming it (a standard .creds client, whose JWT
+// nats-server drops outside operator mode). It costs one signature check per principal.
+func (d *Directory) KeySigning(nonce, signedNonce string) (string, error) {
+	d.mu.RLock()
+	keys := make([]string, 0, len(d.byKey))
+	for k := range d.byKey {
+		keys = append(keys, k)
+	}
+	d.mu.RUnlock()
+	for _, k := range keys {
+		if _, err := VerifyKey(k, nonce, signedNonce); err == nil {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("%w: the nonce is signed by no active principal's key", ErrBadCredentials)
+}
+
 // ByToken returns the active principal whose bearer token this is.
 func (d *Directory) ByToken(token string) (*Principal, bool) {
 	d.mu.RLock()

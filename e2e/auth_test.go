@@ -238,6 +238,18 @@ target: {service: ledger}
 		}
 	}
 
+	// The same credentials file works for the standard NATS tools, as a .creds file (the
+	// way the nats CLI uses it: nats --creds FILE --inbox-prefix _INBOX.<name>), under the
+	// same permissions.
+	std, err := nats.Connect(srv.natsURL(), nats.UserCredentials(viewer), nats.CustomInboxPrefix("_INBOX.console"))
+	if err != nil {
+		t.Fatalf("a standard .creds connection as the viewer: %v", err)
+	}
+	if _, err := std.Request("$JS.API.STREAM.INFO.EVENTS", nil, 5*time.Second); err != nil {
+		t.Errorf("the viewer's stream info through a standard .creds connection: %v", err)
+	}
+	std.Close()
+
 	// Read-only commands work for the viewer; admin commands for the admin.
 	for _, args := range [][]string{{"rules", "ls"}, {"streams", "ls"}, {"dlq", "ls"}, {"schemas", "ls"}} {
 		if out, errOut, code := srv.cli(t, "", append([]string{"--creds", viewer}, args...)...); code != 0 {
