@@ -178,7 +178,13 @@ func (g *globals) tlsOptions() []nats.Option {
 
 // connect opens a NATS connection to the server named by --server, with --creds.
 func (g *globals) connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("jetmesh-" + name), nats.Timeout(5 * time.Second)}
+	opts := []nats.Option{nats.Name("jetmesh-" + name), nats.Timeout(5 * time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			// The server refuses quietly (a request then times out): say why at once.
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				fmt.Fprintf(g.stderr, "jetmesh: %v: the --creds principal may not do this (see docs/security.md)\n", err)
+			}
+		})}
 	creds, err := g.credentials()
 	if err != nil {
 		return nil, err
