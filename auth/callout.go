@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/jwt/v2"
@@ -37,6 +38,35 @@ type Callout struct {
 	mu    sync.Mutex
 	rules []rules.Rule
 	conns map[string][]uint64
+
+	// refresh re-reads the principals when a key is unknown: credentials minted through
+	// another server a moment ago may not have reached this one's watch yet.
+	refresh     func() error
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+}
+
+// refreshEvery bounds how often an unknown key makes the callout re-read the principals.
+const refreshEvery = time.Second
+
+// OnUnknownKey sets how the callout re-reads the principals when a key is unknown.
+func (c *Callout) OnUnknownKey(refresh func() error) { c.refresh = refresh }
+
+// lookup finds the active principal of a key, re-reading the principals once (at most
+// every refreshEvery) when it is unknown.
+func (c *Callout) lookup(key string) (*Principal, bool) {
+	if p, ok := c.dir.ByUserKey(key); ok || c.refresh == nil {
+		return p, ok
+	}
+	c.refreshMu.Lock()
+	if time.Since(c.lastRefresh) >= refreshEvery {
+		c.lastRefresh = time.Now()
+		if err := c.refresh(); err != nil {
+			c.log.Warn("re-reading the principals failed", "error", err)
+		}
+	}
+	c.refreshMu.Unlock()
+	return c.dir.ByUserKey(key)
 }
 
 // NewCallout returns a callout service; kick disconnects a client by its server id.
@@ -88,7 +118,7 @@ func (c *Callout) handle(m *nats.Msg) {
 		respond("", err.Error())
 		return
 	}
-	p, ok := c.dir.ByUserKey(userKey)
+	p, ok := c.lookup(userKey)
 	if !ok {
 		c.log.Info("connection refused: no active principal has this key (unknown or revoked)", "key", userKey, "client", ci.Host)
 		respond("", "no active principal has this key: it is unknown or revoked")

@@ -250,8 +250,23 @@ target: {service: ledger}
 	}
 	std.Close()
 
+	// A service publishes through its sidecar's localhost endpoint as its service.
+	res, err := http.Post("http://"+sc.listen+"/v1/events", "application/cloudevents+json",
+		strings.NewReader(`{"specversion":"1.0","id":"from-billing","source":"/billing","type":"invoices.issued"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("publish through the sidecar: %d", res.StatusCode)
+	}
+	out, errOut, code := srv.cli(t, "", "--creds", admin, "tail", "invoices.>", "--all", "-n", "1", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"jetmeshprincipal":"billing-sc"`) || !strings.Contains(out, `"jetmeshservice":"billing"`) {
+		t.Errorf("an event published through the billing sidecar: exit %d %s %s", code, out, errOut)
+	}
+
 	// Read-only commands work for the viewer; admin commands for the admin.
-	for _, args := range [][]string{{"rules", "ls"}, {"streams", "ls"}, {"dlq", "ls"}, {"schemas", "ls"}} {
+	for _, args := range [][]string{{"rules", "ls"}, {"streams", "ls"}, {"dlq", "ls"}, {"schemas", "ls"}, {"tail", "orders.>", "--all", "-n", "1"}} {
 		if out, errOut, code := srv.cli(t, "", append([]string{"--creds", viewer}, args...)...); code != 0 {
 			t.Errorf("viewer %v: exit %d %s %s", args, code, out, errOut)
 		}

@@ -87,8 +87,8 @@ func TestCLI(t *testing.T) {
 			Name     string `json:"name"`
 			Messages uint64 `json:"messages"`
 		}
-		// EVENTS, DLQ and the two KV buckets (mesh-rules, mesh-schemas).
-		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 4 {
+		// EVENTS, DLQ and the three KV buckets (mesh-rules, mesh-schemas, mesh-principals).
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 5 {
 			t.Fatalf("exit %d: %s", code, out)
 		}
 		out, _, code = srv.cli(t, "", "streams", "info", "DLQ")

@@ -112,9 +112,9 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 		n.waitReady(60 * time.Second)
 	}
 	admin := filepath.Join(nodes[0].dataDir, "auth", "admin.creds")
-	out, _, code := nodes[2].cli(t, "", "--creds", admin, "streams", "info", "EVENTS")
+	out, errOut, code := nodes[2].cli(t, "", "--creds", admin, "streams", "info", "EVENTS")
 	if code != 0 || !strings.Contains(out, "Replicas          3") {
-		t.Fatalf("EVENTS over an authenticated TLS cluster: exit %d\n%s", code, out)
+		t.Fatalf("EVENTS over an authenticated TLS cluster, with node 1's admin through node 3: exit %d\n%s%s", code, out, errOut)
 	}
 	_, token := mint(t, nodes[1], admin, "--role", "publisher", "--name", "shop")
 	publish := func(n *serverProc, id string) int {
@@ -142,7 +142,7 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("authenticated publishes accepted again %v after the node was killed", time.Since(began).Round(time.Millisecond))
-	out, errOut, code := nodes[2].cli(t, "", "--creds", admin, "tail", "orders.>", "--all", "-n", "21")
+	out, errOut, code = nodes[2].cli(t, "", "--creds", admin, "tail", "orders.>", "--all", "-n", "21")
 	if code != 0 || strings.Count(out, "orders.created") != 21 {
 		t.Errorf("tail after the kill: exit %d, %d events (want 21)\n%s%s", code, strings.Count(out, "orders.created"), out, errOut)
 	}

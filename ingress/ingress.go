@@ -129,6 +129,10 @@ func WithPrincipals(d *auth.Directory) Option { return func(in *Ingress) { in.pr
 // with access control on. Publishers cannot set it: an event that carries it is refused.
 const PrincipalExtension = "jetmeshprincipal"
 
+// ServiceExtension records, for an event a sidecar published, the service it speaks for.
+// Reserved like PrincipalExtension.
+const ServiceExtension = "jetmeshservice"
+
 // WithValidator makes the ingress validate every event with v before storing it. Without
 // it events are checked against the CloudEvents rules only.
 func WithValidator(v Validator) Option { return func(in *Ingress) { in.validator = v } }
@@ -276,8 +280,10 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	for i := range entries {
 		en := &entries[i]
 		if en.err == nil {
-			if _, set := en.ev.Extensions[PrincipalExtension]; set {
-				en.err = event.Invalid(PrincipalExtension, event.RuleExtension, "is set by the server to the publishing principal; publishers cannot set it")
+			for _, reserved := range []string{PrincipalExtension, ServiceExtension} {
+				if _, set := en.ev.Extensions[reserved]; set {
+					en.err = event.Invalid(reserved, event.RuleExtension, "is set by the server to who published the event; publishers cannot set it")
+				}
 			}
 		}
 		if en.err == nil && req.principal != nil {
@@ -310,6 +316,9 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 				en.ev.Extensions = make(map[string]string, 1)
 			}
 			en.ev.Extensions[PrincipalExtension] = req.principal.Name
+			if req.principal.Role == auth.RoleSidecar {
+				en.ev.Extensions[ServiceExtension] = req.principal.Service
+			}
 		}
 		msg := &nats.Msg{Subject: en.ev.NATSSubject(), Header: en.ev.Header(), Data: en.ev.Data}
 		f, err := in.js.PublishMsgAsync(msg, jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))

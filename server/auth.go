@@ -58,6 +58,15 @@ func (s *Server) startAuth(ctx, runCtx context.Context, nc *nats.Conn, js jetstr
 	dir := auth.NewDirectory()
 	callout := auth.NewCallout(s.issuer, dir, log, s.ns.DisconnectClientByID)
 	dir.OnRevoke(func(p auth.Principal) { callout.Kick(p.Name) })
+	callout.OnUnknownKey(func() error {
+		ctx, cancel := context.WithTimeout(runCtx, 2*time.Second)
+		defer cancel()
+		snap, err := kvwatch.Read(ctx, js, bus.PrincipalsBucket)
+		if err == nil {
+			dir.Apply(snap)
+		}
+		return err
+	})
 	snap, err := kvwatch.Read(ctx, js, bus.PrincipalsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("reading principals: %w", err)
