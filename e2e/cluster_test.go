@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -112,9 +113,21 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 		n.waitReady(60 * time.Second)
 	}
 	admin := filepath.Join(nodes[0].dataDir, "auth", "admin.creds")
-	out, errOut, code := nodes[2].cli(t, "", "--creds", admin, "streams", "info", "EVENTS")
-	if code != 0 || !strings.Contains(out, "Replicas          3") {
-		t.Fatalf("EVENTS over an authenticated TLS cluster, with node 1's admin through node 3: exit %d\n%s%s", code, out, errOut)
+	// A fresh cluster may still be placing the stream's leader: ask again for a while.
+	var out, errOut string
+	var code int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, errOut, code = nodes[2].cli(t, "", "--creds", admin, "streams", "info", "EVENTS")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EVENTS over an authenticated TLS cluster, with node 1's admin through node 3: exit %d\n%s%s", code, out, errOut)
+		}
+		t.Logf("streams info through node 3: exit %d %s (retrying)", code, strings.TrimSpace(errOut))
+	}
+	if !strings.Contains(out, "Replicas          3") {
+		t.Fatalf("EVENTS is not replicated:\n%s", out)
 	}
 	_, token := mint(t, nodes[1], admin, "--role", "publisher", "--name", "shop")
 	publish := func(n *serverProc, id string) int {
@@ -142,8 +155,24 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("authenticated publishes accepted again %v after the node was killed", time.Since(began).Round(time.Millisecond))
-	out, errOut, code = nodes[2].cli(t, "", "--creds", admin, "tail", "orders.>", "--all", "-n", "21")
-	if code != 0 || strings.Count(out, "orders.created") != 21 {
-		t.Errorf("tail after the kill: exit %d, %d events (want 21)\n%s%s", code, strings.Count(out, "orders.created"), out, errOut)
+	// Stream info, not tail: tail's ephemeral reader may be placed on the dead node for a
+	// while (see TestClusterSurvivesNodeLoss), which is not what this test is about.
+	// Right after a leader change a stream info can time out: ask again for a while.
+	var info struct {
+		State struct {
+			Messages uint64 `json:"messages"`
+		} `json:"state"`
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, errOut, code = nodes[2].cli(t, "", "--creds", admin, "streams", "info", "EVENTS", "-o", "json")
+		if code == 0 && json.Unmarshal([]byte(out), &info) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EVENTS after the kill: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	if info.State.Messages != 21 {
+		t.Errorf("EVENTS after the kill holds %d events, want 21", info.State.Messages)
 	}
 }
