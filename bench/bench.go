@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +29,7 @@ import (
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/pemfile"
 	"github.com/jetmesh/jetmesh/internal/testcerts"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
@@ -285,18 +285,6 @@ func (e *env) mintBenchPrincipals(ctx context.Context, dir string) (creds, token
 	return creds, pub.Token, nil
 }
 
-func caPool(file string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(raw) {
-		return nil, fmt.Errorf("%s holds no certificate", file)
-	}
-	return pool, nil
-}
-
 const benchType = "bench.tick"
 
 // benchSchema is the schema of the benchmark's events, so the ingress validates them the
@@ -357,7 +345,7 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	natsOpts := []nats.Option{nats.Name("jetmesh bench")}
 	var sidecarOpts []nats.Option
 	if secure {
-		pool, err := caPool(certs.CA)
+		pool, err := pemfile.CertPool(certs.CA)
 		if err != nil {
 			return fail(err)
 		}

@@ -20,12 +20,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	routes := make([]string, 3)
-	clusterAddrs := make([]string, 3)
-	for i := range routes {
-		clusterAddrs[i] = freeAddr(t)
-		routes[i] = "nats-route://" + clusterAddrs[i]
-	}
+	clusterAddrs, routes := clusterPorts(t, 3)
 	nodes := make([]*serverProc, 3)
 	for i := range nodes {
 		nodes[i] = launchServer(t, t.TempDir(), anyType, "--name", fmt.Sprintf("n%d", i+1), "--cluster", clusterAddrs[i],
@@ -97,12 +92,7 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	certs := testcerts.New(t)
-	routes := make([]string, 3)
-	clusterAddrs := make([]string, 3)
-	for i := range routes {
-		clusterAddrs[i] = freeAddr(t)
-		routes[i] = "nats-route://" + clusterAddrs[i]
-	}
+	clusterAddrs, routes := clusterPorts(t, 3)
 	nodes := make([]*serverProc, 3)
 	for i := range nodes {
 		nodes[i] = launchServer(t, t.TempDir(), anyType, "--auth", "--tls-cert", certs.Cert, "--tls-key", certs.Key, "--tls-ca", certs.CA,
@@ -175,4 +165,14 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 	if info.State.Messages != 21 {
 		t.Errorf("EVENTS after the kill holds %d events, want 21", info.State.Messages)
 	}
+}
+
+// clusterPorts picks n free route addresses and their route URLs.
+func clusterPorts(t *testing.T, n int) (addrs, routes []string) {
+	t.Helper()
+	for range n {
+		a := freeAddr(t)
+		addrs, routes = append(addrs, a), append(routes, "nats-route://"+a)
+	}
+	return addrs, routes
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jetmesh/jetmesh/internal/pemfile"
 )
 
 // binary is the jetmesh binary built once by TestMain.
@@ -129,12 +130,10 @@ func (s *serverProc) httpClient() *http.Client {
 	if s.tlsCA == "" {
 		return http.DefaultClient
 	}
-	pem, err := os.ReadFile(s.tlsCA)
+	pool, err := pemfile.CertPool(s.tlsCA)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 

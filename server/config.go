@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/pemfile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -93,7 +93,7 @@ func (c TLSConfig) validate(clustered bool) []error {
 		}
 	}
 	if c.CA != "" {
-		if _, err := loadCertPool(c.CA); err != nil {
+		if _, err := pemfile.CertPool(c.CA); err != nil {
 			errs = append(errs, fmt.Errorf("tls.ca: %w", err))
 		}
 	}
@@ -106,19 +106,6 @@ func (c TLSConfig) validate(clustered bool) []error {
 	return errs
 }
 
-// loadCertPool reads PEM certificates into a pool.
-func loadCertPool(path string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(raw) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
 // serverTLS is the TLS configuration of the server's listeners; clientAuth says whether
 // peers must present a certificate.
 func (c TLSConfig) serverTLS(requireClientCert bool) (*tls.Config, error) {
@@ -128,7 +115,7 @@ func (c TLSConfig) serverTLS(requireClientCert bool) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if c.CA != "" {
-		pool, err := loadCertPool(c.CA)
+		pool, err := pemfile.CertPool(c.CA)
 		if err != nil {
 			return nil, err
 		}
