@@ -3,8 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +100,7 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = launchServer(t, t.TempDir(), anyType, "--auth", "--tls-cert", certs.Cert, "--tls-key", certs.Key, "--tls-ca", certs.CA,
 			"--name", fmt.Sprintf("a%d", i+1), "--cluster", clusterAddrs[i],
-			"--cluster-name", "jetmesh-auth-e2e", "--routes", strings.Join(routes, ","), "--replicas", "3")
+			"--cluster-name", "jetmesh-auth-e2e", "--routes", strings.Join(routes, ","), "--replicas", "3", "--log-level", "debug")
 	}
 	for _, n := range nodes {
 		n.waitReady(60 * time.Second)
@@ -167,11 +170,19 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 	}
 }
 
-// clusterPorts picks n free route addresses and their route URLs.
+// clusterPorts picks n free route addresses and their route URLs, outside the ephemeral
+// port range: a port from it (what freeAddr gives) can be taken, between the pick and the
+// bind, as the source port of another node's outgoing connection (nats-server's own tests
+// keep cluster ports out of it for the same reason).
 func clusterPorts(t *testing.T, n int) (addrs, routes []string) {
 	t.Helper()
-	for range n {
-		a := freeAddr(t)
+	for len(addrs) < n {
+		a := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(10000))
+		ln, err := net.Listen("tcp", a)
+		if err != nil || slices.Contains(addrs, a) {
+			continue // in use
+		}
+		ln.Close()
 		addrs, routes = append(addrs, a), append(routes, "nats-route://"+a)
 	}
 	return addrs, routes
