@@ -37,7 +37,8 @@ The pattern language is in docs/patterns.md; try patterns offline with 'rules te
 		Args: unknownSubcommand,
 		RunE: showHelp,
 	}
-	cmd.AddCommand(newTestPatternCmd(g), newRulesApplyCmd(g), newRulesLsCmd(g), newRulesGetCmd(g), newRulesRmCmd(g))
+	cmd.AddCommand(newTestPatternCmd(g), newRulesApplyCmd(g), newRulesLsCmd(g), newRulesGetCmd(g), newRulesRmCmd(g),
+		newRulesPauseCmd(g), newRulesResumeCmd(g))
 	return cmd
 }
 
@@ -205,6 +206,8 @@ type ruleRow struct {
 	ConsumerReady bool `json:"consumerReady"`
 	// Pending is the consumer's lag: events not yet delivered plus those awaiting an ack.
 	Pending uint64 `json:"pending"`
+	// PausedUntil is set while delivery is paused (rules pause).
+	PausedUntil *time.Time `json:"pausedUntil,omitempty"`
 }
 
 func newRulesLsCmd(g *globals) *cobra.Command {
@@ -242,6 +245,9 @@ func newRulesLsCmd(g *globals) *cobra.Command {
 				if info, ok := consumers[row.Consumer]; ok {
 					row.ConsumerReady = true
 					row.Pending = info.NumPending + uint64(info.NumAckPending)
+					if info.Paused && info.Config.PauseUntil != nil {
+						row.PausedUntil = info.Config.PauseUntil
+					}
 				}
 				rows = append(rows, row)
 			}
@@ -255,12 +261,111 @@ func newRulesLsCmd(g *globals) *cobra.Command {
 			tbl := newTable(g.stdout, "NAME", "SERVICE", "PATH", "FILTER", "CONSUMER", "PENDING")
 			for _, r := range rows {
 				state := "ready"
-				if !r.ConsumerReady {
+				switch {
+				case !r.ConsumerReady:
 					state = "pending creation"
+				case r.PausedUntil != nil:
+					state = "paused " + pausedText(*r.PausedUntil)
 				}
 				tbl.row(r.Name, r.Service, r.Path, strings.Join(r.FilterSubjects, ","), state, r.Pending)
 			}
 			return tbl.flush()
+		},
+	}
+}
+
+// pausedText says how long a pause lasts.
+func pausedText(until time.Time) string {
+	if time.Until(until) > rules.Forever/2 {
+		return "until resumed"
+	}
+	return "until " + until.UTC().Format(time.RFC3339)
+}
+
+// parseUntil reads a --until: an RFC 3339 time, or a duration from now (2h).
+func parseUntil(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, refused("--until %s: a duration must be positive", s)
+		}
+		return time.Now().Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, refused("--until %q: give an RFC 3339 time (2026-12-05T08:00:00Z) or a duration from now (2h)", s)
+	}
+	if !t.After(time.Now()) {
+		return time.Time{}, refused("--until %s is in the past", s)
+	}
+	return t, nil
+}
+
+func newRulesPauseCmd(g *globals) *cobra.Command {
+	var until string
+	cmd := &cobra.Command{
+		Use:   "pause NAME [--until T]",
+		Short: "Stop delivering a rule's events, keeping its backlog, until resumed (or --until)",
+		Long: `Pauses the rule's consumer (JetStream consumer pause): when the command returns no
+event of the rule is handed to its service any more, so no attempt is spent; events keep
+being stored and wait. Events already handed out before the pause finish their attempt.
+The pause is stored with the consumer: it survives restarts, and shows in 'rules ls'.
+'rules resume' (or the --until time) delivers the backlog in order.`,
+		Example: `  jetmesh rules pause billing-big-orders
+  jetmesh rules pause billing-big-orders --until 30m
+  jetmesh rules pause billing-big-orders --until 2026-12-05T08:00:00Z`,
+		Args: exactArgs(1, "a rule NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := parseUntil(until)
+			if err != nil {
+				return err
+			}
+			store, _, done, err := g.rulesStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			paused, err := store.Pause(ctx, args[0], t)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, struct {
+					Rule        string    `json:"rule"`
+					PausedUntil time.Time `json:"pausedUntil"`
+				}{args[0], paused})
+			}
+			fmt.Fprintf(g.stdout, "paused %s %s\n", args[0], pausedText(paused))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&until, "until", "", "resume by itself then: an RFC 3339 time or a duration from now (default: until 'rules resume')")
+	return cmd
+}
+
+func newRulesResumeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "resume NAME",
+		Short:   "Deliver a paused rule's events again, its backlog first",
+		Example: `  jetmesh rules resume billing-big-orders`,
+		Args:    exactArgs(1, "a rule NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, _, done, err := g.rulesStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			if err := store.Resume(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "resumed %s\n", args[0])
+			return nil
 		},
 	}
 }

@@ -251,6 +251,11 @@ func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rul
 	if err != nil {
 		return nil, err
 	}
+	if cur != nil {
+		// A pause (rules pause) lives with the consumer, not in the rule: keep it through
+		// updates and recreations.
+		want.PauseUntil = cur.Config.PauseUntil
+	}
 	detail := fmt.Sprintf("filter %v, max in flight %d", want.FilterSubjects, want.MaxAckPending)
 	if cur == nil {
 		if _, err := stream.CreateConsumer(ctx, want); err != nil {
