@@ -108,6 +108,17 @@ the event is not a JSON object.`,
 	return cmd
 }
 
+// rulesCall opens the mesh-rules bucket for one command: a context bounded by timeout, and
+// done, which ends it and closes the connection.
+func (g *globals) rulesCall(parent context.Context, timeout time.Duration) (context.Context, *rules.Store, func(), error) {
+	store, _, closeConn, err := g.rulesStore(parent)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	return ctx, store, func() { cancel(); closeConn() }, nil
+}
+
 // rulesStore opens the mesh-rules bucket; done closes the connection.
 func (g *globals) rulesStore(ctx context.Context) (*rules.Store, jetstream.JetStream, func(), error) {
 	nc, js, err := g.jetStream("rules")
@@ -322,13 +333,11 @@ The pause is stored with the consumer: it survives restarts, and shows in 'rules
 			if err != nil {
 				return err
 			}
-			store, _, done, err := g.rulesStore(cmd.Context())
+			ctx, store, done, err := g.rulesCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
 			paused, err := store.Pause(ctx, args[0], t)
 			if err != nil {
 				return err
@@ -354,13 +363,11 @@ func newRulesResumeCmd(g *globals) *cobra.Command {
 		Example: `  jetmesh rules resume billing-big-orders`,
 		Args:    exactArgs(1, "a rule NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, _, done, err := g.rulesStore(cmd.Context())
+			ctx, store, done, err := g.rulesCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
 			if err := store.Resume(ctx, args[0]); err != nil {
 				return err
 			}
@@ -377,13 +384,11 @@ func newRulesGetCmd(g *globals) *cobra.Command {
 		Example: "  jetmesh rules get billing-big-orders\n  jetmesh rules get billing-big-orders -o json > billing.json",
 		Args:    exactArgs(1, "a rule NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, _, done, err := g.rulesStore(cmd.Context())
+			ctx, store, done, err := g.rulesCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
 			r, err := store.Get(ctx, args[0])
 			if err != nil {
 				return err
@@ -412,13 +417,11 @@ func newRulesRmCmd(g *globals) *cobra.Command {
 		Example: "  jetmesh rules rm billing-big-orders",
 		Args:    exactArgs(1, "a rule NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, _, done, err := g.rulesStore(cmd.Context())
+			ctx, store, done, err := g.rulesCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
 			if err := store.Delete(ctx, args[0]); err != nil {
 				if errors.Is(err, rules.ErrNotFound) {
 					return fmt.Errorf("%w: see `jetmesh rules ls`", err)
