@@ -120,10 +120,14 @@ func (s *Server) Run(ctx context.Context) error {
 			// without a certificate, as a kubelet does.
 			cfg.ClientAuth = tls.VerifyClientCertIfGiven
 		}
-		ln = tls.NewListener(ln, cfg)
+		httpSrv.TLSConfig = cfg // ServeTLS: HTTP/2 offered by ALPN, HTTP/1.1 otherwise
 	}
 	wg.Go(func() {
-		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := httpSrv.Serve
+		if httpSrv.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return httpSrv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	})
