@@ -33,9 +33,6 @@ func NewBodyReader(limit, budget int64, timeout time.Duration) *BodyReader {
 	return &BodyReader{limit: limit, timeout: timeout, budget: budget}
 }
 
-// Held is the number of body bytes held now, for metrics.
-func (b *BodyReader) Held() int64 { return b.held.Load() }
-
 // Read reads r's body. A Content-Length over the limit is refused before anything is read;
 // a body that turns out longer is refused with the part that arrived.
 // release returns the body's bytes to the budget once the caller is done with the body; it

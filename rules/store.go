@@ -167,13 +167,14 @@ func (s *Store) Apply(ctx context.Context, desired []Rule, opts ApplyOptions) ([
 	var skipping []string
 	for i, r := range desired {
 		cur, exists := current[r.Name]
-		switch raw := Encode(r); {
+		raw := Encode(r)
+		switch {
 		case !exists:
 			changes = append(changes, Change{Op: "create", Name: r.Name})
 		case bytes.Equal(cur.raw, raw):
 			changes = append(changes, Change{Op: "unchanged", Name: r.Name})
 		default:
-			c := Change{Op: "update", Name: r.Name, Fields: changedFields(cur.raw, raw)}
+			c := Change{Op: "update", Name: r.Name}
 			if c.Skips, err = s.skips(ctx, cur.rule, r); err != nil {
 				return nil, fmt.Errorf("rule %s: %w", r.Name, err)
 			}
@@ -181,12 +182,13 @@ func (s *Store) Apply(ctx context.Context, desired []Rule, opts ApplyOptions) ([
 				skipping = append(skipping, fmt.Sprintf("%s (%d)", r.Name, c.Skips))
 				if opts.Force {
 					r.SkipUndelivered = true
-					c.Fields = changedFields(cur.raw, Encode(r))
+					raw = Encode(r)
 				}
 			}
+			c.Fields = changedFields(cur.raw, raw)
 			changes = append(changes, c)
 		}
-		encoded[i] = Encode(r)
+		encoded[i] = raw
 	}
 	if len(skipping) > 0 && !opts.Force {
 		return changes, fmt.Errorf("%w: %s; nothing was written. Apply with --force to skip them, or keep the old startTime (to deliver older events again, set an earlier one)",

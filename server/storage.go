@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,12 +39,8 @@ type storageWatch struct {
 	dataDir string
 	// writeError is set by the embedded server's log when its store failed a write.
 	writeError *atomic.Bool
-	log        interface {
-		Info(string, ...any)
-		Warn(string, ...any)
-		Error(string, ...any)
-	}
-	discards *dlqDiscards
+	log        *slog.Logger
+	discards   *dlqDiscards
 
 	mu      sync.Mutex
 	problem string
