@@ -168,12 +168,8 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 func decodeAll(m kvwatch.Snapshot, log *slog.Logger) map[string]*Rule {
 	out := make(map[string]*Rule, len(m))
 	for k, raw := range m {
-		r, err := Decode(raw)
-		if err == nil {
-			r.SetDefaults()
-			err = r.Validate()
-		}
-		if err != nil || r.Name != k {
+		r, err := DecodeStored(k, raw)
+		if err != nil {
 			log.Error("stored rule is invalid; its consumer is left as it is", "rule", k, "error", err)
 			out[k] = nil
 			continue
@@ -181,6 +177,23 @@ func decodeAll(m kvwatch.Snapshot, log *slog.Logger) map[string]*Rule {
 		out[k] = &r
 	}
 	return out
+}
+
+// DecodeStored reads the rule stored under key in the rules bucket, with its defaults
+// filled in, refusing one that is invalid or stored under another name.
+func DecodeStored(key string, raw []byte) (Rule, error) {
+	r, err := Decode(raw)
+	if err != nil {
+		return Rule{}, err
+	}
+	r.SetDefaults()
+	if err := r.Validate(); err != nil {
+		return Rule{}, err
+	}
+	if r.Name != key {
+		return Rule{}, fmt.Errorf("%w: stored under %q but named %q", ErrInvalidRule, key, r.Name)
+	}
+	return r, nil
 }
 
 // Reconcile makes the consumers on EVENTS match rules (a nil rule means "leave its consumer

@@ -123,13 +123,8 @@ func (s *Server) firstAdmin(ctx context.Context, admin *auth.Admin) error {
 // decodeRules reads the rules bucket the way the reconciler does, skipping invalid ones.
 func decodeRules(snap kvwatch.Snapshot) []rules.Rule {
 	out := make([]rules.Rule, 0, len(snap))
-	for _, raw := range snap {
-		r, err := rules.Decode(raw)
-		if err != nil {
-			continue
-		}
-		r.SetDefaults()
-		if r.Validate() == nil {
+	for key, raw := range snap {
+		if r, err := rules.DecodeStored(key, raw); err == nil {
 			out = append(out, r)
 		}
 	}
