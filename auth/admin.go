@@ -113,3 +113,34 @@ func (a *Admin) Listen(ctx context.Context, nc *nats.Conn) error {
 	context.AfterFunc(ctx, func() { _ = add.Unsubscribe(); _ = revoke.Unsubscribe() })
 	return nc.Flush()
 }
+
+// ReplyError is the credential service's answer when it did not do what was asked.
+type ReplyError struct {
+	Msg string
+	// Refused is true when the request itself was wrong (a bad role, a name in use).
+	Refused bool
+}
+
+func (e *ReplyError) Error() string { return e.Msg }
+
+// Ask sends req to the credential service on subject (AddSubject or RevokeSubject) over
+// nc, whose principal must be an admin, and returns its reply. A refusal or failure of the
+// service is a *ReplyError; any other error means no answer was had.
+func Ask(ctx context.Context, nc *nats.Conn, subject string, req any) (*AddReply, error) {
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, raw)
+	if err != nil {
+		return nil, err
+	}
+	var reply AddReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return nil, fmt.Errorf("unreadable answer from the credential service: %w", err)
+	}
+	if reply.Error != "" {
+		return nil, &ReplyError{Msg: reply.Error, Refused: reply.Refused}
+	}
+	return &reply, nil
+}

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -255,21 +254,7 @@ type env struct {
 // mintBenchPrincipals creates, as the server's first admin, the sidecar and the publisher
 // a secured run uses: the sidecar's credentials file and the publisher's token.
 func (e *env) mintBenchPrincipals(ctx context.Context, dir string) (creds, token string, err error) {
-	ask := func(req auth.AddRequest) (*auth.AddReply, error) {
-		raw, _ := json.Marshal(req)
-		msg, err := e.nc.RequestWithContext(ctx, auth.AddSubject, raw)
-		if err != nil {
-			return nil, err
-		}
-		var reply auth.AddReply
-		if err := json.Unmarshal(msg.Data, &reply); err != nil {
-			return nil, err
-		}
-		if reply.Error != "" {
-			return nil, errors.New(reply.Error)
-		}
-		return &reply, nil
-	}
+	ask := func(req auth.AddRequest) (*auth.AddReply, error) { return auth.Ask(ctx, e.nc, auth.AddSubject, req) }
 	sc, err := ask(auth.AddRequest{Name: "bench-sidecar", Role: auth.RoleSidecar, Service: "bench"})
 	if err != nil {
 		return "", "", fmt.Errorf("minting the sidecar: %w", err)

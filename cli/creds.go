@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,24 +43,19 @@ func (g *globals) credsRequest(ctx context.Context, subject string, req any) (*a
 		return nil, err
 	}
 	defer nc.Close()
-	raw, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, subject, raw)
-	if err != nil {
+	reply, err := auth.Ask(ctx, nc, subject, req)
+	var rerr *auth.ReplyError
+	switch {
+	case errors.As(err, &rerr) && rerr.Refused:
+		return nil, refused("%s", rerr.Msg)
+	case errors.As(err, &rerr):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("the server's credential service did not answer (is access control on, and are --creds an admin's?): %w", err)
 	}
-	var reply auth.AddReply
-	if err := json.Unmarshal(msg.Data, &reply); err != nil {
-		return nil, fmt.Errorf("unreadable answer: %w", err)
-	}
-	if reply.Error != "" {
-		if reply.Refused {
-			return nil, refused("%s", reply.Error)
-		}
-		return nil, fmt.Errorf("%s", reply.Error)
-	}
-	return &reply, nil
+	return reply, nil
 }
 
 func newCredsAddCmd(g *globals) *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/nats-io/nats.go"
@@ -25,7 +26,7 @@ type ClientOption func(*Client)
 func AsPrincipal(name string) ClientOption {
 	return func(c *Client) {
 		if name != "" {
-			c.subject = bus.IngressSubject + "." + name
+			c.subject = auth.IngressSubject(name)
 		}
 	}
 }
