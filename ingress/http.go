@@ -30,10 +30,8 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if principal, ok = in.principals.ByToken(strings.TrimSpace(token)); !ok || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="jetmesh"`)
-			resp := &Response{Entries: []EntryResult{}, Error: &RequestError{Code: CodeUnauthorized,
-				Message: "access control is on: send Authorization: Bearer <token> of an active principal (jetmesh creds add)"}}
-			in.metrics.observe("http", time.Now(), resp)
-			writeJSON(w, resp.StatusCode(), resp)
+			in.answerHTTP(w, time.Now(), &Response{Entries: []EntryResult{}, Error: &RequestError{Code: CodeUnauthorized,
+				Message: "access control is on: send Authorization: Bearer <token> of an active principal (jetmesh creds add)"}})
 			return
 		}
 	}
@@ -42,9 +40,7 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	if readErr != nil && readErr.Code != CodeTooLarge {
 		// No event arrived whole (a body too slow, or no room to hold it): nothing to keep.
-		resp := &Response{Error: readErr, Entries: []EntryResult{}}
-		in.metrics.observe("http", time.Now(), resp)
-		writeJSON(w, resp.StatusCode(), resp)
+		in.answerHTTP(w, time.Now(), &Response{Error: readErr, Entries: []EntryResult{}})
 		return
 	}
 	if err := in.acquire(r.Context(), in.httpSlots); err != nil {
@@ -62,11 +58,22 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return event.ParseHTTPBinary(r.Header, req.body, maxBytes)
 		}
 	}
-	resp := in.process(r.Context(), req)
-	if resp.StatusCode() == http.StatusServiceUnavailable {
+	writeResponse(w, in.process(r.Context(), req))
+}
+
+// answerHTTP answers a request refused before it was processed, counted like the others.
+func (in *Ingress) answerHTTP(w http.ResponseWriter, began time.Time, resp *Response) {
+	in.metrics.observe("http", began, resp)
+	writeResponse(w, resp)
+}
+
+// writeResponse writes a publish answer with its status; a 503 says when to retry.
+func writeResponse(w http.ResponseWriter, resp *Response) {
+	status := resp.StatusCode()
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, resp.StatusCode(), resp)
+	writeJSON(w, status, resp)
 }
 
 // eventHeaders keeps the headers that make up a binary-mode event, HTTP or NATS, and

@@ -276,7 +276,10 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	futures := make([]jetstream.PubAckFuture, len(entries))
 	var dead []jetstream.PubAckFuture
 	now := time.Now().UTC()
-	down := in.storage.admit(now)
+	// Whether storage may be tried is asked once, at the first event to store, so a
+	// request with nothing to store does not use up the probe of broken storage.
+	var down *StorageError
+	admitted := false
 	for i := range entries {
 		en := &entries[i]
 		if en.err == nil {
@@ -302,6 +305,9 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 				dead = append(dead, f)
 			}
 			continue
+		}
+		if !admitted {
+			down, admitted = in.storage.admit(now), true
 		}
 		if down != nil {
 			resp.Entries[i] = unavailable(en.ev.ID, down)
