@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jetmesh/jetmesh/internal/duration"
@@ -18,6 +19,10 @@ import (
 const (
 	EventsStream   = "EVENTS"
 	EventsSubjects = "evt.>"
+	// DirectSubjects hold copies of stored events addressed to one rule only: redriven
+	// deliveries (rule.<rule>.redrive.<dlq seq>) and replays (rule.<rule>.replay.<id>).
+	// Every rule's consumer takes its own rule.<rule>.> besides the subjects of its pattern.
+	DirectSubjects = "rule.>"
 	DLQStream      = "DLQ"
 	DLQSubjects    = "dlq.>"
 	// IngressSubject is where the ingress answers publish requests over NATS
@@ -33,7 +38,30 @@ const (
 	// PrincipalsBucket is the KV bucket of principals (access control): one key per name,
 	// public keys and token hashes only.
 	PrincipalsBucket = "mesh-principals"
+	// RedrivesBucket records each DLQ record that was redriven, by its DLQ sequence, so a
+	// record is redriven at most once. Kept as long as the DLQ keeps records.
+	RedrivesBucket = "mesh-redrives"
+	// ReplaysBucket holds the replays the servers run: one key per replay id, with its
+	// window, pace and progress, so a replay resumes after a restart.
+	ReplaysBucket = "mesh-replays"
+	// PresenceBucket holds heartbeats: node.<server> from each server and
+	// sidecar.<service>.<instance> from each sidecar. Entries expire after PresenceTTL.
+	PresenceBucket = "mesh-presence"
+	// PresenceTTL is how long a heartbeat stays without being renewed; PresenceInterval is
+	// how often they are renewed.
+	PresenceTTL      = 30 * time.Second
+	PresenceInterval = 5 * time.Second
 )
+
+// DirectSubject is the subject of a copy of an event addressed to rule only: kind is
+// "redrive" or "replay", id the DLQ sequence or replay id.
+func DirectSubject(rule, kind, id string) string { return "rule." + rule + "." + kind + "." + id }
+
+// DirectFilter is the filter subject of every copy addressed to rule.
+func DirectFilter(rule string) string { return "rule." + rule + ".>" }
+
+// IsDirect reports whether subject holds a copy addressed to one rule.
+func IsDirect(subject string) bool { return strings.HasPrefix(subject, "rule.") }
 
 // StreamsConfig sets the retention of the EVENTS and DLQ streams.
 type StreamsConfig struct {
@@ -106,7 +134,7 @@ func (c StreamsConfig) EventsConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        EventsStream,
 		Description: "jetmesh events, stored once; every rule is a consumer of this stream",
-		Subjects:    []string{EventsSubjects},
+		Subjects:    []string{EventsSubjects, DirectSubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
@@ -159,6 +187,12 @@ func (c StreamsConfig) BucketConfigs() []jetstream.KeyValueConfig {
 			History: 5, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: PrincipalsBucket, Description: "jetmesh principals: name → role, public key, token hash",
 			History: 5, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: RedrivesBucket, Description: "jetmesh redriven DLQ records: DLQ sequence → when, by whom, where to",
+			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas, TTL: c.DLQMaxAge.Std()},
+		{Bucket: ReplaysBucket, Description: "jetmesh replays: id → rule, window, pace, progress",
+			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas, TTL: c.EventsMaxAge.Std()},
+		{Bucket: PresenceBucket, Description: "jetmesh heartbeats of servers and sidecars",
+			History: 1, Storage: jetstream.MemoryStorage, Replicas: c.Replicas, TTL: PresenceTTL},
 	}
 }
 
@@ -220,4 +254,23 @@ func notReadyYet(err error) bool {
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// PlaceReader runs create, which makes a one-replica ephemeral consumer, with a short
+// deadline per attempt, trying again (fresh consumer name, so possibly another node) while
+// ctx allows: a cluster node that was just killed is still counted online for a while, and
+// a consumer placed on it never answers. onRetry, when set, hears of each retry.
+func PlaceReader[C any](ctx context.Context, onRetry func(error), create func(context.Context) (C, error)) (C, error) {
+	const perAttempt = 3 * time.Second
+	for {
+		attempt, cancel := context.WithTimeout(ctx, perAttempt)
+		cons, err := create(attempt)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return cons, err
+		}
+		if onRetry != nil {
+			onRetry(fmt.Errorf("no answer to a consumer create in %v (a cluster node may be down); retrying", perAttempt))
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,53 +11,63 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/internal/clip"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/spf13/cobra"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
-		Short: "Inspect dead-letter records: rejected events and failed deliveries",
-		Long: `Inspect the DLQ stream. Every event the ingress rejects is recorded there with
+		Short: "Inspect and redrive dead-letter records: rejected events and failed deliveries",
+		Long: `Inspect the DLQ stream, and send its records back once the cause is fixed. Every
+event the ingress rejects, and every delivery that failed for good, is recorded there with
 the reason, the error and the original event exactly as it was received.`,
 		Example: `  jetmesh dlq ls
   jetmesh dlq ls --reason invalid_event --since 1h
-  jetmesh dlq show 42`,
+  jetmesh dlq show 42
+  jetmesh dlq redrive --rule billing-orders --dry-run`,
 		Args: unknownSubcommand,
 		RunE: showHelp,
 	}
-	cmd.AddCommand(newDLQLsCmd(g), newDLQShowCmd(g))
+	cmd.AddCommand(newDLQLsCmd(g), newDLQShowCmd(g), newDLQRedriveCmd(g))
 	return cmd
 }
 
 // dlqEntry is the --output json form of a record.
 type dlqEntry struct {
-	Sequence      uint64              `json:"sequence"`
-	Subject       string              `json:"subject"`
-	Reason        string              `json:"reason"`
-	Error         string              `json:"error"`
-	Field         string              `json:"field,omitempty"`
-	Rule          string              `json:"rule,omitempty"`
-	Attempts      int                 `json:"attempts,omitempty"`
-	LastStatus    int                 `json:"lastStatus,omitempty"`
-	Origin        string              `json:"origin,omitempty"`
-	Time          time.Time           `json:"time"`
-	EventID       string              `json:"eventId,omitempty"`
-	EventType     string              `json:"eventType,omitempty"`
-	TruncatedFrom int                 `json:"truncatedFrom,omitempty"`
-	Header        map[string][]string `json:"header,omitempty"`
+	Sequence      uint64    `json:"sequence"`
+	Subject       string    `json:"subject"`
+	Reason        string    `json:"reason"`
+	Error         string    `json:"error"`
+	Field         string    `json:"field,omitempty"`
+	Rule          string    `json:"rule,omitempty"`
+	Attempts      int       `json:"attempts,omitempty"`
+	LastStatus    int       `json:"lastStatus,omitempty"`
+	Origin        string    `json:"origin,omitempty"`
+	Time          time.Time `json:"time"`
+	EventID       string    `json:"eventId,omitempty"`
+	EventType     string    `json:"eventType,omitempty"`
+	TruncatedFrom int       `json:"truncatedFrom,omitempty"`
+	// Previous is the record this event was redriven from, when it failed again.
+	Previous uint64 `json:"previous,omitempty"`
+	// Redrive says when, by whom and to where this record was redriven.
+	Redrive *dlq.Mark           `json:"redrive,omitempty"`
+	Header  map[string][]string `json:"header,omitempty"`
 	// Body is the original body as text when it is UTF-8, else BodyBase64 holds it.
 	Body       string `json:"body,omitempty"`
 	BodyBase64 []byte `json:"bodyBase64,omitempty"`
 }
 
-func toEntry(seq uint64, subject string, r *dlq.Record, withBody bool) dlqEntry {
-	e := dlqEntry{Sequence: seq, Subject: subject, Reason: r.Reason, Error: r.Error, Field: r.Field, Rule: r.Rule,
-		Attempts: r.Attempts, LastStatus: r.LastStatus, Origin: r.Origin, Time: r.Time, TruncatedFrom: r.TruncatedFrom}
+func toEntry(s dlq.Stored, marks map[uint64]dlq.Mark, withBody bool) dlqEntry {
+	r := s.Record
+	e := dlqEntry{Sequence: s.Seq, Subject: s.Subject, Reason: r.Reason, Error: r.Error, Field: r.Field, Rule: r.Rule,
+		Attempts: r.Attempts, LastStatus: r.LastStatus, Origin: r.Origin, Time: r.Time, TruncatedFrom: r.TruncatedFrom,
+		Previous: r.Previous}
+	if m, ok := marks[s.Seq]; ok {
+		e.Redrive = &m
+	}
 	e.EventID, e.EventType = r.EventRef()
 	if withBody {
 		e.Header = r.Header
@@ -73,45 +82,46 @@ func toEntry(seq uint64, subject string, r *dlq.Record, withBody bool) dlqEntry 
 
 func newDLQLsCmd(g *globals) *cobra.Command {
 	var (
-		reason, rule string
-		since        time.Duration
-		limit        int
+		reason, rule, since string
+		limit               int
 	)
 	cmd := &cobra.Command{
 		Use:   "ls",
-		Short: "List the most recent dead-letter records",
+		Short: "List the most recent dead-letter records, and which were redriven",
 		Example: `  jetmesh dlq ls
   jetmesh dlq ls --reason too_large -n 100 -o json
-  jetmesh dlq ls --rule billing-orders --reason delivery_rejected`,
+  jetmesh dlq ls --rule billing-orders --reason delivery_rejected --since 1h`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if limit < 1 || since < 0 {
-				return refused("-n must be at least 1 and --since not negative")
+			if limit < 1 {
+				return refused("-n must be at least 1")
 			}
-			if reason != "" && !slices.Contains(dlq.Reasons, reason) {
-				return refused("--reason %q is not a DLQ reason; the reasons are %s", reason, strings.Join(dlq.Reasons, ", "))
-			}
-			delivery := reason == dlq.ReasonDeliveryFailed || reason == dlq.ReasonDeliveryRejected
-			if reason != "" && rule != "" && !delivery {
-				return refused("--reason %s is an ingress rejection, which has no rule: drop --rule", reason)
-			}
-			// Ingress records are filed by reason, delivery records by rule.
-			filter := bus.DLQSubjects
-			switch {
-			case rule != "":
-				filter = "dlq.rule." + rule
-			case delivery:
-				filter = "dlq.rule.>"
-			case reason != "":
-				filter = "dlq.ingress." + reason
-			}
-			onlyReason := ""
-			if delivery {
-				onlyReason = reason
-			}
-			entries, err := readDLQ(cmd.Context(), g, filter, onlyReason, since, limit)
+			f, err := dlqFilter(rule, reasonList(reason), since, "")
 			if err != nil {
 				return err
+			}
+			nc, js, err := g.jetStream("dlq")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+			defer cancel()
+			records, err := dlq.Last(ctx, js, f, limit, g.badRecord)
+			if err != nil {
+				return err
+			}
+			seqs := make([]uint64, len(records))
+			for i, r := range records {
+				seqs[i] = r.Seq
+			}
+			marks, err := dlq.Marks(ctx, js, seqs)
+			if err != nil {
+				return err
+			}
+			entries := make([]dlqEntry, len(records))
+			for i, r := range records {
+				entries[i] = toEntry(r, marks, false)
 			}
 			if g.output == "json" {
 				return writeJSON(g.stdout, entries)
@@ -120,13 +130,20 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stderr, "no dead-letter records")
 				return nil
 			}
-			t := newTable(g.stdout, "SEQ", "TIME", "REASON", "ORIGIN", "EVENT", "TYPE", "ERROR")
+			t := newTable(g.stdout, "SEQ", "TIME", "REASON", "ORIGIN", "EVENT", "TYPE", "REDRIVEN", "ERROR")
 			for _, e := range entries {
 				origin := e.Origin
 				if e.Rule != "" {
 					origin = "rule " + e.Rule
 				}
-				t.row(e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Reason, dash(origin), dash(e.EventID), dash(e.EventType), clip.String(e.Error, 80))
+				redriven := "-"
+				if m := e.Redrive; m != nil {
+					redriven = m.At.UTC().Format(time.RFC3339) + " by " + dash(m.By)
+					if m.State != dlq.MarkDone {
+						redriven += " (unfinished)"
+					}
+				}
+				t.row(e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Reason, dash(origin), dash(e.EventID), dash(e.EventType), redriven, clip.String(e.Error, 80))
 			}
 			return t.flush()
 		},
@@ -134,69 +151,52 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&reason, "reason", "", "only records with this reason: "+strings.Join(dlq.Reasons, ", "))
 	f.StringVar(&rule, "rule", "", "only failed deliveries of this rule")
-	f.DurationVar(&since, "since", 0, "only records from this past window, e.g. 1h (default: all)")
+	f.StringVar(&since, "since", "", "only records from this time on: a duration ago (1h, 7d) or an RFC 3339 time (default: all)")
 	f.IntVarP(&limit, "count", "n", 20, "show at most this many, the most recent")
 	return cmd
 }
 
-// readDLQ returns the last limit records matching filter (and reason, when set), oldest
-// first.
-func readDLQ(ctx context.Context, g *globals, filter, reason string, since time.Duration, limit int) ([]dlqEntry, error) {
-	nc, js, err := g.jetStream("dlq")
-	if err != nil {
-		return nil, err
+// reasonList turns an optional single --reason into a list.
+func reasonList(reason string) []string {
+	if reason == "" {
+		return nil
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cfg := jetstream.ConsumerConfig{FilterSubject: filter, DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, Replicas: 1, MemoryStorage: true}
-	if since > 0 {
-		start := time.Now().Add(-since)
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	return []string{reason}
+}
+
+// dlqFilter builds a record filter from flags, refusing what cannot select anything.
+func dlqFilter(rule string, reasons []string, since, seqs string) (dlq.Filter, error) {
+	f := dlq.Filter{Rule: rule, Reasons: reasons}
+	for _, r := range reasons {
+		if !slices.Contains(dlq.Reasons, r) {
+			return f, refused("--reason %q is not a DLQ reason; the reasons are %s", r, strings.Join(dlq.Reasons, ", "))
+		}
+		if rule != "" && !dlq.IsDeliveryReason(r) {
+			return f, refused("--reason %s is an ingress rejection, which has no rule: drop --rule", r)
+		}
 	}
-	cons, err := placeReader(ctx, g.stderr, func(ctx context.Context) (jetstream.Consumer, error) {
-		return js.CreateConsumer(ctx, bus.DLQStream, cfg)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading DLQ: %w", err)
-	}
-	info := cons.CachedInfo()
-	ring := make([]dlqEntry, 0, limit)
-	for pending := info.NumPending; pending > 0; {
-		batch, err := cons.Fetch(min(int(pending), 500), jetstream.FetchMaxWait(5*time.Second))
+	if since != "" {
+		t, err := duration.ParseTime(since, time.Now())
 		if err != nil {
-			return nil, fmt.Errorf("reading DLQ: %w", err)
+			return f, refused("--since: %v", err)
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, err
+		f.Since = t
+	}
+	if seqs != "" {
+		for _, part := range strings.Split(seqs, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(part), 10, 64)
+			if err != nil || n == 0 {
+				return f, refused("--seq: %q is not a DLQ sequence number (see 'jetmesh dlq ls')", part)
 			}
-			pending = md.NumPending
-			rec, err := dlq.Parse(m.Headers(), m.Data())
-			if err != nil {
-				fmt.Fprintf(g.stderr, "DLQ #%d: %v\n", md.Sequence.Stream, err)
-				continue
-			}
-			if reason != "" && rec.Reason != reason {
-				continue
-			}
-			if len(ring) == limit {
-				ring = append(ring[:0], ring[1:]...)
-			}
-			ring = append(ring, toEntry(md.Sequence.Stream, m.Subject(), rec, false))
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("reading DLQ: %w", err)
-		}
-		if got == 0 {
-			break
+			f.Seqs = append(f.Seqs, n)
 		}
 	}
-	return ring, nil
+	return f, nil
+}
+
+// badRecord reports a DLQ message that is not a readable record and goes on.
+func (g *globals) badRecord(seq uint64, err error) {
+	fmt.Fprintf(g.stderr, "DLQ #%d: %v\n", seq, err)
 }
 
 func newDLQShowCmd(g *globals) *cobra.Command {
@@ -223,22 +223,16 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 			defer nc.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			st, err := js.Stream(ctx, bus.DLQStream)
+			stored, err := dlq.Get(ctx, js, seq)
 			if err != nil {
-				return fmt.Errorf("DLQ stream: %w", err)
+				return err
 			}
-			m, err := st.GetMsg(ctx, seq)
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				return fmt.Errorf("no DLQ record #%d (see 'jetmesh dlq ls')", seq)
-			}
+			marks, err := dlq.Marks(ctx, js, []uint64{seq})
 			if err != nil {
-				return fmt.Errorf("DLQ record #%d: %w", seq, err)
+				return err
 			}
-			rec, err := dlq.Parse(m.Header, m.Data)
-			if err != nil {
-				return fmt.Errorf("DLQ record #%d: %w", seq, err)
-			}
-			e := toEntry(seq, m.Subject, rec, true)
+			rec := stored.Record
+			e := toEntry(*stored, marks, true)
 			if g.output == "json" {
 				return writeJSON(g.stdout, e)
 			}
@@ -258,6 +252,12 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 			}
 			if e.LastStatus > 0 {
 				t.row("Last status", e.LastStatus)
+			}
+			if e.Previous > 0 {
+				t.row("Redriven from", fmt.Sprintf("#%d (this is the event failing again)", e.Previous))
+			}
+			if m := e.Redrive; m != nil {
+				t.row("Redriven", fmt.Sprintf("%s by %s to %s: %s (%s)", m.At.UTC().Format(time.RFC3339), dash(m.By), m.To, dash(m.Outcome), m.State))
 			}
 			if e.TruncatedFrom > 0 {
 				t.row("Truncated", fmt.Sprintf("body cut to %d of %d bytes", len(rec.Body), e.TruncatedFrom))

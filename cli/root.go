@@ -251,19 +251,5 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-// placeReader runs create, which makes a one-replica ephemeral consumer, with a short
-// deadline per attempt. For minutes after a cluster node dies JetStream still counts it
-// as online and may place such a consumer on it; that create never answers, and a fresh
-// attempt (under a fresh name) gets a fresh placement.
-func placeReader[C any](ctx context.Context, progress io.Writer, create func(context.Context) (C, error)) (C, error) {
-	const perAttempt = 3 * time.Second
-	for {
-		attempt, cancel := context.WithTimeout(ctx, perAttempt)
-		cons, err := create(attempt)
-		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return cons, err
-		}
-		fmt.Fprintf(progress, "jetmesh: no answer to a consumer create in %v (a cluster node may be down); retrying\n", perAttempt)
-	}
-}
+// note tells the user on stderr about something the command is doing about a problem.
+func (g *globals) note(err error) { fmt.Fprintf(g.stderr, "jetmesh: %v\n", err) }

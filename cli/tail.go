@@ -94,7 +94,7 @@ func runTail(ctx context.Context, g *globals, o *tailOptions, pattern string) er
 	defer nc.Close()
 	// Each OrderedConsumer call picks a fresh name prefix, so a retry is a fresh placement.
 	setup, cancel := context.WithTimeout(ctx, 60*time.Second)
-	cons, err := placeReader(setup, g.stderr, func(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := bus.PlaceReader(setup, g.note, func(ctx context.Context) (jetstream.Consumer, error) {
 		return js.OrderedConsumer(ctx, bus.EventsStream, cfg)
 	})
 	cancel()

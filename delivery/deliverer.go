@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,7 +220,8 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 		attempt = int(meta.NumDelivered)
 	}
 	header := msg.Headers()
-	if d.residual && !d.matches(header, msg.Data()) {
+	// A copy addressed to this rule alone (redrive, replay) was chosen for it already.
+	if d.residual && !bus.IsDirect(msg.Subject()) && !d.matches(header, msg.Data()) {
 		_ = msg.Ack()
 		d.count(resultFiltered)
 		return
@@ -360,6 +362,9 @@ func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, re
 	rec := &dlq.Record{
 		Reason: reason, Error: res.Error, Rule: d.rule.Name, Attempts: attempt, LastStatus: res.Status,
 		Origin: d.origin, Header: msg.Headers(), Body: msg.Data(),
+	}
+	if from := event.HeaderGet(rec.Header, "ce-"+event.RedriveExtension); from != "" {
+		rec.Previous, _ = strconv.ParseUint(from, 10, 64)
 	}
 	// A fresh ack wait (at least the margin) covers the write, which is bounded below it.
 	_ = msg.InProgress()

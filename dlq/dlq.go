@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/clip"
 	"github.com/nats-io/nats.go"
 )
@@ -49,7 +50,9 @@ const (
 	// HeaderDropped counts the original headers left out to stay under JetStream's header
 	// limit (an event refused for having too many attributes).
 	HeaderDropped = "Jetmesh-Dlq-Headers-Dropped"
-	headerPrefix  = "Jetmesh-Dlq-"
+	// HeaderPrevious names the record a redriven event came from, when it failed again.
+	HeaderPrevious = "Jetmesh-Dlq-Previous"
+	headerPrefix   = "Jetmesh-Dlq-"
 )
 
 // maxErrorLen bounds the error text kept in a header; handlers can return anything.
@@ -92,6 +95,9 @@ type Record struct {
 	// HeadersDropped counts original headers a stored record left out (Msg keeps at most
 	// 48 KiB of them, those naming the event first).
 	HeadersDropped int
+	// Previous is the DLQ sequence of the record this event was redriven from, when the
+	// redriven event failed again; 0 otherwise.
+	Previous uint64
 }
 
 // Subject is where the record is stored: dlq.rule.<rule> or dlq.ingress.<reason>.
@@ -149,6 +155,9 @@ func (r *Record) Msg() *nats.Msg {
 	if r.TruncatedFrom > 0 {
 		h.Set(HeaderTruncated, strconv.Itoa(r.TruncatedFrom))
 	}
+	if r.Previous > 0 {
+		h.Set(HeaderPrevious, strconv.FormatUint(r.Previous, 10))
+	}
 	t := r.Time
 	if t.IsZero() {
 		t = time.Now()
@@ -184,6 +193,11 @@ func Parse(header nats.Header, body []byte) (*Record, error) {
 	}
 	if r.HeadersDropped, err = atoiIf(header.Get(HeaderDropped)); err != nil {
 		return nil, fmt.Errorf("%s: %w", HeaderDropped, err)
+	}
+	if p := header.Get(HeaderPrevious); p != "" {
+		if r.Previous, err = strconv.ParseUint(p, 10, 64); err != nil {
+			return nil, fmt.Errorf("%s: %w", HeaderPrevious, err)
+		}
 	}
 	if ts := header.Get(HeaderTime); ts != "" {
 		if r.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
@@ -240,15 +254,7 @@ func sanitize(s string) string {
 // EventRef names the original event, as far as the record allows: from its ce-id/ce-type
 // headers (binary mode), else from the JSON entry in the body. Empty when neither says.
 func (r *Record) EventRef() (id, typ string) {
-	get := func(k string) string {
-		for name, vs := range r.Header {
-			if strings.EqualFold(name, k) && len(vs) > 0 {
-				return vs[0]
-			}
-		}
-		return ""
-	}
-	id, typ = get("ce-id"), get("ce-type")
+	id, typ = event.HeaderGet(r.Header, "ce-id"), event.HeaderGet(r.Header, "ce-type")
 	if id != "" || typ != "" {
 		return id, typ
 	}

@@ -62,6 +62,7 @@ type recorder struct {
 	mu       sync.Mutex
 	seen     map[string]int
 	first    map[string]http.Header
+	last     map[string]http.Header
 	bodies   map[string]string
 	inFlight atomic.Int32
 	maxSeen  atomic.Int32
@@ -79,7 +80,7 @@ func newRecorder(t *testing.T) (*recorder, string) {
 }
 
 func blankRecorder() *recorder {
-	return &recorder{seen: map[string]int{}, first: map[string]http.Header{}, bodies: map[string]string{}}
+	return &recorder{seen: map[string]int{}, first: map[string]http.Header{}, last: map[string]http.Header{}, bodies: map[string]string{}}
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -96,6 +97,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.first[id] = req.Header.Clone()
 		r.bodies[id] = string(body)
 	}
+	r.last[id] = req.Header.Clone()
 	r.mu.Unlock()
 	r.total.Add(1)
 	if r.delay > 0 {
@@ -130,6 +132,13 @@ func (r *recorder) count(id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.seen[id]
+}
+
+// lastHeader returns the headers of the latest request for id.
+func (r *recorder) lastHeader(id string) http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[id]
 }
 
 func (r *recorder) distinct() int {

@@ -49,6 +49,15 @@ type Event struct {
 	Data       []byte
 }
 
+// Extensions jetmesh sets on copies of stored events it delivers again to one rule only;
+// publishers cannot set them. A handler reads them as ce-jetmeshreplay / ce-jetmeshredrive.
+const (
+	// ReplayExtension carries the id of the replay that re-delivered the event.
+	ReplayExtension = "jetmeshreplay"
+	// RedriveExtension carries the sequence of the DLQ record the event was redriven from.
+	RedriveExtension = "jetmeshredrive"
+)
+
 // NATSSubject returns the subject the event is stored under: evt.<type>.
 func (e *Event) NATSSubject() string { return SubjectPrefix + e.Type }
 

@@ -437,6 +437,20 @@ func (e *Event) Header() map[string][]string {
 	return h
 }
 
+// HeaderGet returns the first value of the header named name in any letter case: stored
+// events use lower-case ce-* names, nats.Header.Set canonical ones.
+func HeaderGet(h map[string][]string, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, name) {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
 func attrString(name string, value json.RawMessage) (string, *Error) {
 	var s string
 	if err := json.Unmarshal(value, &s); err == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
@@ -77,4 +78,37 @@ func (c *Client) Send(ctx context.Context, msg *nats.Msg) (*Response, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	return &resp, nil
+}
+
+// Resubmit sends a prepared request and sums up the answer for a redrive (see
+// dlq.Resubmit): accepted when every entry was, with the first entry's sequence; the
+// refusal otherwise. An answer that asks to try again later (unavailable, timed out,
+// refused access) is an error, so the record is left for the next run.
+func (c *Client) Resubmit(ctx context.Context, msg *nats.Msg) (accepted bool, seq uint64, refusal string, err error) {
+	resp, err := c.Send(ctx, msg)
+	if err != nil {
+		return false, 0, "", err
+	}
+	if e := resp.Error; e != nil {
+		switch e.Code {
+		case CodeUnavailable, CodeRequestTimeout, CodeUnauthorized, CodeForbidden:
+			return false, 0, "", fmt.Errorf("ingress answered %s: %s", e.Code, e.Message)
+		}
+		return false, 0, e.Code + ": " + e.Message, nil
+	}
+	var refusals []string
+	for _, en := range resp.Entries {
+		switch {
+		case en.ErrorCode == CodeUnavailable || en.ErrorCode == CodeForbidden:
+			return false, 0, "", fmt.Errorf("ingress answered %s: %s", en.ErrorCode, en.ErrorMessage)
+		case !en.Accepted():
+			refusals = append(refusals, en.ErrorCode+": "+en.ErrorMessage)
+		case seq == 0:
+			seq = en.Sequence
+		}
+	}
+	if len(refusals) > 0 {
+		return false, seq, strings.Join(refusals, "; "), nil
+	}
+	return true, seq, "", nil
 }

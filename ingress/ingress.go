@@ -184,6 +184,9 @@ type request struct {
 	readErr *RequestError
 	// principal is who sent it, with access control on.
 	principal *auth.Principal
+	// redriveOf is the DLQ record an administrator's redrive resubmits: a new rejection
+	// names it.
+	redriveOf uint64
 }
 
 // acquire takes one of a transport's MaxInflight slots, waiting for one while ctx allows.
@@ -283,9 +286,9 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	for i := range entries {
 		en := &entries[i]
 		if en.err == nil {
-			for _, reserved := range []string{PrincipalExtension, ServiceExtension} {
+			for _, reserved := range []string{PrincipalExtension, ServiceExtension, event.ReplayExtension, event.RedriveExtension} {
 				if _, set := en.ev.Extensions[reserved]; set {
-					en.err = event.Invalid(reserved, event.RuleExtension, "is set by the server to who published the event; publishers cannot set it")
+					en.err = event.Invalid(reserved, event.RuleExtension, "is set by the server (who published the event, or which replay or redrive delivered it again); publishers cannot set it")
 				}
 			}
 		}
@@ -301,7 +304,7 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 		}
 		if en.err != nil {
 			resp.Entries[i] = rejection(en.err)
-			if f := in.deadLetter(req.origin, en.header, en.raw, resp.Entries[i]); f != nil {
+			if f := in.deadLetter(req, en.header, en.raw, resp.Entries[i]); f != nil {
 				dead = append(dead, f)
 			}
 			continue
@@ -358,8 +361,9 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 }
 
 // deadLetter starts writing the DLQ record of one rejected entry.
-func (in *Ingress) deadLetter(origin string, header map[string][]string, raw []byte, res EntryResult) jetstream.PubAckFuture {
-	rec := &dlq.Record{Reason: res.ErrorCode, Error: res.ErrorMessage, Field: res.Field, Origin: origin, Header: header, Body: raw}
+func (in *Ingress) deadLetter(req request, header map[string][]string, raw []byte, res EntryResult) jetstream.PubAckFuture {
+	origin := req.origin
+	rec := &dlq.Record{Reason: res.ErrorCode, Error: res.ErrorMessage, Field: res.Field, Origin: origin, Header: header, Body: raw, Previous: req.redriveOf}
 	rec.Truncate(in.cfg.MaxEventBytes)
 	in.log.Debug("event rejected", "origin", origin, "code", res.ErrorCode, "error", res.ErrorMessage)
 	f, err := in.js.PublishMsgAsync(rec.Msg(), jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
@@ -385,7 +389,7 @@ func (in *Ingress) refuse(ctx context.Context, req request, rerr *RequestError) 
 		body = body[:in.cfg.MaxEventBytes]
 		msg += fmt.Sprintf("; the record keeps its first %d bytes", len(body))
 	}
-	if f := in.deadLetter(req.origin, header, body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: msg}); f != nil {
+	if f := in.deadLetter(req, header, body, EntryResult{ErrorCode: rerr.Code, ErrorMessage: msg}); f != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.PublishTimeout.Std())
 		defer cancel()
 		in.awaitDeadLetters(ctx, f)

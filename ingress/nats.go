@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/clip"
 	"github.com/nats-io/nats.go"
@@ -124,6 +126,9 @@ func (in *Ingress) serveNATS(m *nats.Msg) {
 			in.metrics.observe("nats", time.Now(), resp)
 		}
 		req.principal = p
+	}
+	if v := m.Header.Get(dlq.HeaderPrevious); v != "" && (in.principals == nil || req.principal != nil && req.principal.Role == auth.RoleAdmin) {
+		req.redriveOf, _ = strconv.ParseUint(v, 10, 64)
 	}
 	if resp == nil {
 		resp = in.process(context.Background(), req)

@@ -41,7 +41,8 @@ func AckWait(r Rule) time.Duration {
 }
 
 // ConsumerConfig is the durable consumer of a rule on EVENTS: explicit acks, the
-// narrowest filter subjects the pattern allows, at most maxConcurrency (1 when ordered)
+// narrowest filter subjects the pattern allows plus the rule's own direct subjects
+// (redriven and replayed copies addressed to it alone), at most maxConcurrency (1 when ordered)
 // events in flight across every sidecar of the service, redelivery left to the deliverer
 // (no MaxDeliver, no BackOff: retries are driven with NakWithDelay), starting at new events
 // unless the rule names a start time, with replicas inherited from the stream.
@@ -53,7 +54,7 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:        r.ConsumerName(),
 		Description:    "jetmesh rule " + r.Name + " → " + r.Target.Service + r.Target.Path,
-		FilterSubjects: p.FilterSubjects(),
+		FilterSubjects: append(p.FilterSubjects(), bus.DirectFilter(r.Name)),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        AckWait(r),
 		MaxDeliver:     -1,
@@ -72,8 +73,9 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 
 // consumerLayout names how ConsumerConfig maps a rule; it goes into the hash, so a new
 // jetmesh that maps rules differently updates the consumers an older one made.
-// 2: ack wait derived from the rule's timeout; 3: that share capped at AckWaitCap.
-const consumerLayout = "3"
+// 2: ack wait derived from the rule's timeout; 3: that share capped at AckWaitCap;
+// 4: the rule's direct subjects (redrive, replay) among the filters.
+const consumerLayout = "4"
 
 func ruleHash(r Rule) string {
 	sum := sha256.Sum256(append([]byte(consumerLayout+"\n"), Encode(r)...))

@@ -127,14 +127,14 @@ delivery: {maxConcurrency: 8}
 		t.Fatal("no consumer for billing")
 	}
 	c := billing.Config
-	if !slices.Equal(c.FilterSubjects, []string{"evt.orders.created"}) || c.AckPolicy != jetstream.AckExplicitPolicy ||
+	if !slices.Equal(c.FilterSubjects, []string{"evt.orders.created", "rule.billing.>"}) || c.AckPolicy != jetstream.AckExplicitPolicy ||
 		c.MaxAckPending != 8 || c.DeliverPolicy != jetstream.DeliverNewPolicy || c.Metadata[rules.MetaRule] != "billing" || c.Durable != "rule-billing" {
 		t.Fatalf("billing consumer config %+v", c)
 	}
 	if billing.NumPending != 0 {
 		t.Errorf("a new rule sees %d events published before it", billing.NumPending)
 	}
-	if got := consumerInfo(t, js, "rule-audit").Config.FilterSubjects; !slices.Equal(got, []string{"evt.orders.>", "evt.payments.captured"}) {
+	if got := consumerInfo(t, js, "rule-audit").Config.FilterSubjects; !slices.Equal(got, []string{"evt.orders.>", "evt.payments.captured", "rule.audit.>"}) {
 		t.Errorf("audit filters %v", got)
 	}
 	if got := consumerInfo(t, js, "rule-ledger").Config.MaxAckPending; got != 1 {
@@ -184,7 +184,7 @@ delivery: {maxConcurrency: 8}
 	if !after.Created.Equal(billing.Created) {
 		t.Error("billing was recreated, want an update in place")
 	}
-	if !slices.Equal(after.Config.FilterSubjects, []string{"evt.orders.created", "evt.orders.updated"}) || after.Config.MaxAckPending != 4 {
+	if !slices.Equal(after.Config.FilterSubjects, []string{"evt.orders.created", "evt.orders.updated", "rule.billing.>"}) || after.Config.MaxAckPending != 4 {
 		t.Errorf("billing after update: %+v", after.Config)
 	}
 	if after.NumPending != 2 {

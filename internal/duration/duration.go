@@ -71,3 +71,17 @@ func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 
 // Type names the flag value kind in --help.
 func (d *Duration) Type() string { return "duration" }
+
+// ParseTime reads a point in time the way operators give one on the command line: an RFC
+// 3339 time ("2026-12-04T10:00:00Z") or a duration ago ("2h", "7d", "90m").
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := Parse(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("invalid time %q: want an RFC 3339 time like 2026-12-04T10:00:00Z or a duration ago like 2h or 7d", s)
+	}
+	return now.Add(-d), nil
+}

@@ -1,0 +1,44 @@
+// Package pace spaces work out to a rate.
+package pace
+
+import (
+	"context"
+	"time"
+)
+
+// Pacer spaces work to at most rate per second, without drift; after an idle spell it
+// starts afresh rather than bursting to catch up.
+type Pacer struct {
+	every time.Duration
+	next  time.Time
+}
+
+// New returns a pacer for rate per second; 0 or less does not pace.
+func New(rate float64) *Pacer {
+	if rate <= 0 {
+		return &Pacer{}
+	}
+	return &Pacer{every: time.Duration(float64(time.Second) / rate)}
+}
+
+// Wait blocks until the next unit of work may start, or ctx ends.
+func (p *Pacer) Wait(ctx context.Context) error {
+	if p.every == 0 {
+		return ctx.Err()
+	}
+	now := time.Now()
+	if p.next.IsZero() || p.next.Before(now.Add(-p.every)) {
+		p.next = now // idle for a while: no burst to catch up
+	}
+	if d := p.next.Sub(now); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	p.next = p.next.Add(p.every)
+	return nil
+}
