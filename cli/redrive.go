@@ -77,9 +77,9 @@ func (g *globals) redrive(ctx context.Context, o dlq.RedriveOptions) error {
 	var as []ingress.ClientOption
 	if creds != nil {
 		as = append(as, ingress.AsPrincipal(creds.Name))
-		o.By = creds.Name
-	} else {
-		o.By = "admin (no access control)"
+	}
+	if o.By, err = g.actor(); err != nil {
+		return err
 	}
 	store, err := rules.OpenStore(ctx, js)
 	if err != nil {

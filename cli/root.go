@@ -143,6 +143,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newStreamsCmd(g),
 		newTailCmd(g),
 		newDLQCmd(g),
+		newReplayCmd(g),
 		newSchemasCmd(g),
 		newRulesCmd(g),
 		newSidecarCmd(g),
@@ -253,3 +254,12 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 
 // note tells the user on stderr about something the command is doing about a problem.
 func (g *globals) note(err error) { fmt.Fprintf(g.stderr, "jetmesh: %v\n", err) }
+
+// actor names who runs a command, for the records it leaves (redrive marks, replays).
+func (g *globals) actor() (string, error) {
+	creds, err := g.credentials()
+	if err != nil || creds == nil {
+		return "admin (no access control)", err
+	}
+	return creds.Name, nil
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
-	"github.com/jetmesh/jetmesh/internal/jsonx"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -323,26 +321,7 @@ func (d *Deliverer) Unreachable() bool { return d.unreachable.Load() }
 // matches evaluates the full pattern over the event's structured form, decoding data only
 // when the pattern reads it.
 func (d *Deliverer) matches(header map[string][]string, data []byte) bool {
-	ev := make(map[string]any, len(header)+1)
-	contentType := event.DefaultContentType
-	for k, vs := range header {
-		if len(vs) == 0 {
-			continue
-		}
-		lk := strings.ToLower(k)
-		if name, ok := strings.CutPrefix(lk, "ce-"); ok {
-			ev[name] = vs[0]
-		} else if lk == "content-type" {
-			ev["datacontenttype"] = vs[0]
-			contentType = vs[0]
-		}
-	}
-	if d.useData && len(data) > 0 && event.IsJSON(contentType) {
-		if v, err := jsonx.Decode(data); err == nil {
-			ev["data"] = rules.ExpandDottedKeys(v)
-		}
-	}
-	return d.pattern.Match(ev)
+	return d.pattern.Match(rules.StoredEvent(header, data, d.useData))
 }
 
 // dlqWriteTimeout bounds a DLQ write; it stays under rules.AckWaitMargin so the event is

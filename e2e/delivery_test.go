@@ -70,6 +70,8 @@ type recorder struct {
 	delay    time.Duration
 	// answer picks the status for a request; nil answers 200.
 	answer func(path, id string, attempt int) int
+	// hook, when set, sees every request's headers as it arrives.
+	hook func(http.Header)
 }
 
 func newRecorder(t *testing.T) (*recorder, string) {
@@ -89,6 +91,9 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	for m := r.maxSeen.Load(); n > m && !r.maxSeen.CompareAndSwap(m, n); m = r.maxSeen.Load() {
 	}
 	body, _ := io.ReadAll(req.Body)
+	if r.hook != nil {
+		r.hook(req.Header)
+	}
 	id := req.Header.Get("Ce-Id")
 	r.mu.Lock()
 	r.seen[id]++

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/replay"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -172,6 +174,12 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() {
 		if err := reconciler.Run(ingressCtx); err != nil {
 			errc <- fmt.Errorf("rules reconciler: %w", err)
+		}
+	})
+	replays := replay.NewRunner(js, s.nodeName(), s.log.With("component", "replay"))
+	wg.Go(func() {
+		if err := replays.Run(ingressCtx); err != nil {
+			errc <- fmt.Errorf("replay runner: %w", err)
 		}
 	})
 	serveNATS, err := in.Listen(ingressCtx, nc)
@@ -455,4 +463,18 @@ func (l *natsLogger) Fatalf(format string, v ...any) {
 	case l.fatal <- msg:
 	default:
 	}
+}
+
+// nodeName names this server stably across restarts: its configured name, else its host
+// and data directory, so a restarted server takes back the work it held.
+func (s *Server) nodeName() string {
+	if s.cfg.Name != "" {
+		return s.cfg.Name
+	}
+	host, _ := os.Hostname()
+	dir, err := filepath.Abs(s.cfg.DataDir)
+	if err != nil {
+		dir = s.cfg.DataDir
+	}
+	return host + ":" + dir
 }
