@@ -192,7 +192,9 @@ func newReplayLsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
 		Short: "List replays with their state and progress (done/total, rate, ETA)",
-		Args:  noArgs,
+		Example: `  jetmesh replay ls
+  jetmesh replay ls -o json | jq '.[] | select(.state == "running")'`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, js, err := g.jetStream("replay")
 			if err != nil {
@@ -244,9 +246,10 @@ func newReplayLsCmd(g *globals) *cobra.Command {
 
 func newReplayCancelCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Stop a replay; copies already made are still delivered",
-		Args:  exactArgs(1, "a replay ID (see 'jetmesh replay ls')"),
+		Use:     "cancel ID",
+		Short:   "Stop a replay; copies already made are still delivered",
+		Example: `  jetmesh replay cancel rp-20261204t101500-3fa2c1`,
+		Args:    exactArgs(1, "a replay ID (see 'jetmesh replay ls')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc, js, err := g.jetStream("replay")
 			if err != nil {
