@@ -33,6 +33,11 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 	case RoleSidecar:
 		perm.Pub.Allow.Add(IngressSubject(p.Name))
 		perm.Pub.Allow.Add(readBucket(bus.RulesBucket)...)
+		// Its own heartbeats, and notes of the events its rules retry (see delivery).
+		perm.Pub.Allow.Add(
+			"$JS.API.STREAM.INFO.KV_"+bus.PresenceBucket, "$KV."+bus.PresenceBucket+"."+SidecarPresencePrefix(p.Service)+">",
+			"$JS.API.STREAM.INFO.KV_"+bus.RetriesBucket,
+		)
 		for _, r := range rs {
 			if r.Target.Service != p.Service {
 				continue
@@ -47,6 +52,7 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 				"$JS.ACK.*.*."+bus.EventsStream+"."+c+".>",
 				// Delivery failures of its own rules only.
 				"dlq.rule."+r.Name,
+				"$KV."+bus.RetriesBucket+"."+r.Name+".>",
 			)
 		}
 	case RoleViewer:
@@ -77,6 +83,10 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 	slices.Sort(perm.Pub.Deny)
 	return perm
 }
+
+// SidecarPresencePrefix is the start of the presence keys of a service's sidecars:
+// sidecar.<service>.<instance>.
+func SidecarPresencePrefix(service string) string { return "sidecar." + service + "." }
 
 // readBucket is what reading and watching a KV bucket takes: its stream's info, direct
 // gets of its keys, and an ordered consumer (with flow control) for the watch.

@@ -44,6 +44,10 @@ const (
 	// ReplaysBucket holds the replays the servers run: one key per replay id, with its
 	// window, pace and progress, so a replay resumes after a restart.
 	ReplaysBucket = "mesh-replays"
+	// RetriesBucket notes the events a rule is retrying: key <rule>.<stream seq> → the
+	// attempt made, its answer and when the next comes. Written by deliverers on the
+	// failure path only, removed when the event is settled.
+	RetriesBucket = "mesh-retries"
 	// PresenceBucket holds heartbeats: node.<server> from each server and
 	// sidecar.<service>.<instance> from each sidecar. Entries expire after PresenceTTL.
 	PresenceBucket = "mesh-presence"
@@ -190,6 +194,8 @@ func (c StreamsConfig) BucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: RedrivesBucket, Description: "jetmesh redriven DLQ records: DLQ sequence → when, by whom, where to",
 			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas, TTL: c.DLQMaxAge.Std()},
 		{Bucket: ReplaysBucket, Description: "jetmesh replays: id → rule, window, pace, progress",
+			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas, TTL: c.EventsMaxAge.Std()},
+		{Bucket: RetriesBucket, Description: "jetmesh events being retried: <rule>.<seq> → attempt, answer, next try",
 			History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas, TTL: c.EventsMaxAge.Std()},
 		{Bucket: PresenceBucket, Description: "jetmesh heartbeats of servers and sidecars",
 			History: 1, Storage: jetstream.MemoryStorage, Replicas: c.Replicas, TTL: PresenceTTL},

@@ -144,6 +144,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newTailCmd(g),
 		newDLQCmd(g),
 		newReplayCmd(g),
+		newEventsCmd(g),
 		newSchemasCmd(g),
 		newRulesCmd(g),
 		newSidecarCmd(g),

@@ -39,6 +39,7 @@ type Deliverer struct {
 	// unreachable: the last send found no handler listening.
 	unreachable     atomic.Bool
 	unreachableHold time.Duration
+	retries         *retryNotes
 }
 
 // Option tunes a Deliverer at construction.
@@ -103,6 +104,7 @@ func (d *Deliverer) Bound() bool { return d.bound.Load() }
 func (d *Deliverer) Run(ctx context.Context) error {
 	wait := newBackoff()
 	loggedMissing := false
+	d.retries = openRetryNotes(ctx, d.js, d.rule.Name)
 	for ctx.Err() == nil {
 		open, changed := d.gate.State()
 		if !open {
@@ -238,6 +240,7 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 	switch res.Outcome {
 	case Delivered:
 		_ = msg.Ack()
+		d.retries.clear(msg, attempt)
 		d.count(resultDelivered)
 	case Retry, Unreachable:
 		if attempt >= d.rule.Delivery.MaxAttempts {
@@ -247,6 +250,7 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 		delay := d.retryDelay(attempt, res.RetryAfter)
 		d.log.Debug("delivery failed; retrying", "attempt", attempt, "delay", delay, "status", res.Status, "error", res.Error)
 		_ = msg.NakWithDelay(delay)
+		d.retries.note(msg, RetryNote{Attempt: attempt, Status: res.Status, Error: res.Error, NextAt: time.Now().Add(delay).UTC(), Service: d.rule.Target.Service})
 		d.count(resultRetried)
 	case Reject:
 		d.deadLetter(msg, dlq.ReasonDeliveryRejected, attempt, res)
@@ -357,6 +361,7 @@ func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, re
 	}
 	d.log.Warn("event dead-lettered", "reason", reason, "attempts", attempt, "status", res.Status, "error", res.Error)
 	_ = msg.Term()
+	d.retries.clear(msg, attempt)
 	d.count(resultDeadLettered)
 }
 

@@ -1,0 +1,114 @@
+package lookup_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/natstest"
+	"github.com/jetmesh/jetmesh/lookup"
+)
+
+// -lookup.events sizes the stream BenchmarkFind looks in. The default keeps `go test
+// -bench .` quick; the design was measured with 10,000,000:
+//
+//	go test ./lookup -run '^$' -bench Find -lookup.events 10000000 -benchtime 3x -timeout 60m
+var benchEvents = flag.Int("lookup.events", 200_000, "events in the stream BenchmarkFind searches")
+
+var (
+	benchOnce   sync.Once
+	benchJS     jetstream.JetStream
+	benchTarget struct {
+		plainID, v7ID, typ string
+		storedAt           time.Time
+	}
+)
+
+// fill stores n events of 20 types, 300-byte JSON data, ids like the ingress stores them;
+// at 90% of the way it stores the two targets: a publisher-chosen id and a UUIDv7.
+func fill(b *testing.B, n int) {
+	dir, err := tempDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := natstest.RunServerWith(b, dir, func(o *natsserver.Options) { o.JetStreamMaxStore = 60 << 30 })
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamsConfig()); err != nil {
+		b.Fatal(err)
+	}
+	data := []byte(`{"orderId":"o-000000","customerId":"c-000000","total":{"cents":12345,"currency":"EUR"},"lines":[{"sku":"sku-1","qty":1},{"sku":"sku-2","qty":3}],"note":"` + string(make([]byte, 0)) + `lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"}`)
+	began := time.Now()
+	for i := range n {
+		ev := &event.Event{SpecVersion: "1.0", ID: fmt.Sprintf("evt-%09d", i), Source: "/bench/orders",
+			Type: fmt.Sprintf("bench.type%02d", i%20), Time: time.Now().UTC(), Data: data}
+		switch i {
+		case n * 9 / 10:
+			ev.ID = "the-one-we-want"
+			benchTarget.plainID, benchTarget.typ, benchTarget.storedAt = ev.ID, ev.Type, time.Now()
+		case n*9/10 + 1:
+			ev.ID = event.NewID()
+			benchTarget.v7ID = ev.ID
+		}
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: ev.NATSSubject(), Header: ev.Header(), Data: ev.Data}); err != nil {
+			b.Fatal(err)
+		}
+		if i%100_000 == 99_999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+	b.Logf("stored %d events in %v", n, time.Since(began).Round(time.Second))
+	benchJS = js
+}
+
+func tempDir() (string, error) {
+	return mkdirTemp()
+}
+
+func BenchmarkFind(b *testing.B) {
+	benchOnce.Do(func() { fill(b, *benchEvents) })
+	cases := []struct {
+		name string
+		q    func() lookup.Query
+	}{
+		{"id-only", func() lookup.Query { return lookup.Query{ID: benchTarget.plainID} }},
+		{"type", func() lookup.Query { return lookup.Query{ID: benchTarget.plainID, Type: benchTarget.typ} }},
+		{"since", func() lookup.Query {
+			return lookup.Query{ID: benchTarget.plainID, Since: benchTarget.storedAt.Add(-time.Second)}
+		}},
+		{"type+since", func() lookup.Query {
+			return lookup.Query{ID: benchTarget.plainID, Type: benchTarget.typ, Since: benchTarget.storedAt.Add(-time.Second)}
+		}},
+		{"uuidv7", func() lookup.Query { return lookup.Query{ID: benchTarget.v7ID} }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var scanned uint64
+			for b.Loop() {
+				found, stats, err := lookup.Find(context.Background(), benchJS, c.q())
+				if err != nil || len(found) != 1 {
+					b.Fatalf("found %d: %v", len(found), err)
+				}
+				scanned = stats.Scanned
+			}
+			b.ReportMetric(float64(scanned), "scanned/op")
+		})
+	}
+}
