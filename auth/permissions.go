@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/jwt/v2"
 )
@@ -51,7 +52,7 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 				"$JS.ACK."+bus.EventsStream+"."+c+".>",
 				"$JS.ACK.*.*."+bus.EventsStream+"."+c+".>",
 				// Delivery failures of its own rules only.
-				"dlq.rule."+r.Name,
+				dlq.RuleSubject(r.Name)+".*",
 				"$KV."+bus.RetriesBucket+"."+r.Name+".>",
 			)
 		}

@@ -49,7 +49,9 @@ type globals struct {
 	tlsCA, tlsCert, tlsKey string
 	output                 string
 	stdout                 io.Writer
-	stderr                 io.Writer
+	// version is this binary's, which servers and sidecars announce (jetmesh status).
+	version string
+	stderr  io.Writer
 }
 
 // Execute runs the CLI with os.Args and returns the process exit code.
@@ -92,7 +94,7 @@ type jsonError struct {
 }
 
 func newRootCmd(version string, stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	g := &globals{stdout: stdout, stderr: stderr, version: version}
 	root := &cobra.Command{
 		Use:   "jetmesh",
 		Short: "Self-hosted event bus for microservices, on NATS JetStream",
@@ -145,6 +147,7 @@ Admin commands reach the server over NATS: --server, or JETMESH_SERVER
 		newDLQCmd(g),
 		newReplayCmd(g),
 		newEventsCmd(g),
+		newStatusCmd(g),
 		newSchemasCmd(g),
 		newRulesCmd(g),
 		newSidecarCmd(g),

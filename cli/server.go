@@ -69,6 +69,7 @@ server refuses to listen beyond loopback unless --insecure says so.`,
 			if err != nil {
 				return err
 			}
+			cfg.Version = g.version
 			srv, err := server.New(cfg, log)
 			if errors.Is(err, server.ErrConfig) {
 				return refused("%v", err)

@@ -70,6 +70,7 @@ flight --grace to finish, and exits.`,
 				return err
 			}
 			cfg.NATSURL, cfg.Creds, cfg.TLSOptions = g.server, g.creds, g.tlsOptions()
+			cfg.Version = g.version
 			sc, err := sidecar.New(cfg, log)
 			if errors.Is(err, sidecar.ErrConfig) {
 				return refused("%v", err)

@@ -1,7 +1,8 @@
 // Package dlq is the format of jetmesh's dead-letter records: the original event exactly as
 // it was received or stored (headers and body) plus why it is here, carried in Jetmesh-Dlq-*
 // headers on the DLQ stream. Ingress rejections go to dlq.ingress.<reason>, failed
-// deliveries to dlq.rule.<rule>.
+// deliveries to dlq.rule.<rule>.<reason> (dlq.rule.<rule> before jetmesh 0.x kept no
+// reason in the subject; readers take both).
 package dlq
 
 import (
@@ -100,10 +101,11 @@ type Record struct {
 	Previous uint64
 }
 
-// Subject is where the record is stored: dlq.rule.<rule> or dlq.ingress.<reason>.
+// Subject is where the record is stored: dlq.rule.<rule>.<reason> or
+// dlq.ingress.<reason>, so the stream's per-subject counts give the depth by reason.
 func (r *Record) Subject() string {
 	if r.Rule != "" {
-		return "dlq.rule." + r.Rule
+		return RuleSubject(r.Rule) + "." + r.Reason
 	}
 	return "dlq.ingress." + r.Reason
 }
@@ -165,6 +167,11 @@ func (r *Record) Msg() *nats.Msg {
 	h.Set(HeaderTime, t.UTC().Format(time.RFC3339Nano))
 	return &nats.Msg{Subject: r.Subject(), Header: h, Data: r.Body}
 }
+
+// RuleSubject is the subject of a rule's records without their reason, as records written
+// before the reason was part of the subject have it; RuleSubject(rule)+".>" holds the
+// others.
+func RuleSubject(rule string) string { return "dlq.rule." + rule }
 
 // Parse reads a record back from a DLQ message's headers and body.
 func Parse(header nats.Header, body []byte) (*Record, error) {

@@ -19,7 +19,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Body:   []byte(`{"amount":120}`),
 	}
 	msg := in.Msg()
-	if msg.Subject != "dlq.rule.billing-big-orders" {
+	if msg.Subject != "dlq.rule.billing-big-orders.delivery_failed" {
 		t.Errorf("subject %s", msg.Subject)
 	}
 	if msg.Header.Get("Nats-Msg-Id") != "" {

@@ -43,15 +43,9 @@ func (f Filter) Validate() error {
 	return nil
 }
 
-// subject is the narrowest filter subject for f: ingress records are filed by reason,
-// delivery records by rule.
-func (f Filter) subject() string {
-	switch {
-	case f.Rule != "":
-		return "dlq.rule." + f.Rule
-	case len(f.Reasons) == 0:
-		return bus.DLQSubjects
-	}
+// subjects are the narrowest filter subjects for f: ingress records are filed by reason,
+// delivery records by rule and reason (or by rule alone, written by older versions).
+func (f Filter) subjects() []string {
 	delivery, ingress := 0, 0
 	for _, r := range f.Reasons {
 		if IsDeliveryReason(r) {
@@ -61,14 +55,20 @@ func (f Filter) subject() string {
 		}
 	}
 	switch {
+	case f.Rule != "" && delivery == 1:
+		return []string{RuleSubject(f.Rule), RuleSubject(f.Rule) + "." + f.Reasons[0]}
+	case f.Rule != "":
+		return []string{RuleSubject(f.Rule), RuleSubject(f.Rule) + ".>"}
+	case len(f.Reasons) == 0:
+		return []string{bus.DLQSubjects}
 	case ingress == 0:
-		return "dlq.rule.>"
+		return []string{"dlq.rule.>"}
 	case delivery == 0 && ingress == 1:
-		return "dlq.ingress." + f.Reasons[0]
+		return []string{"dlq.ingress." + f.Reasons[0]}
 	case delivery == 0:
-		return "dlq.ingress.>"
+		return []string{"dlq.ingress.>"}
 	}
-	return bus.DLQSubjects
+	return []string{bus.DLQSubjects}
 }
 
 func (f Filter) keeps(s *Stored) bool {
@@ -100,7 +100,7 @@ func Scan(ctx context.Context, js jetstream.JetStream, f Filter, bad func(seq ui
 	if len(f.Seqs) > 0 {
 		return scanSeqs(ctx, js, f, bad, fn)
 	}
-	cfg := jetstream.ConsumerConfig{FilterSubject: f.subject(), DeliverPolicy: jetstream.DeliverAllPolicy,
+	cfg := jetstream.ConsumerConfig{FilterSubjects: f.subjects(), DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, Replicas: 1, MemoryStorage: true}
 	if !f.Since.IsZero() {
 		start := f.Since

@@ -160,6 +160,9 @@ func New(nc *nats.Conn, cfg Config, log *slog.Logger, opts ...Option) (*Ingress,
 	return in, nil
 }
 
+// Metrics returns the ingress's metrics.
+func (in *Ingress) Metrics() *Metrics { return in.metrics }
+
 // entry is one event of a request: parsed, or the reason it could not be, plus what the DLQ
 // needs to keep the original.
 type entry struct {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the ingress's Prometheus metrics. They are safe for concurrent use.
@@ -72,4 +73,24 @@ func (m *Metrics) observe(transport string, began time.Time, resp *Response) {
 		}
 		m.entries.WithLabelValues(transport, result).Inc()
 	}
+}
+
+// Counts returns the events counted so far by result (accepted, duplicate, or the
+// rejection code), summed over the transports: what status turns into rates.
+func (m *Metrics) Counts() map[string]uint64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.entries.Collect(ch); close(ch) }()
+	out := map[string]uint64{}
+	for metric := range ch {
+		var d dto.Metric
+		if metric.Write(&d) != nil {
+			continue
+		}
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "result" {
+				out[l.GetValue()] += uint64(d.GetCounter().GetValue())
+			}
+		}
+	}
+	return out
 }

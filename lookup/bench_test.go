@@ -69,7 +69,7 @@ func fill(b *testing.B, n int) {
 		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: ev.NATSSubject(), Header: ev.Header(), Data: ev.Data}); err != nil {
 			b.Fatal(err)
 		}
-		if i%100_000 == 99_999 {
+		if i%4096 == 4095 {
 			<-js.PublishAsyncComplete()
 		}
 	}

@@ -21,6 +21,9 @@ import (
 
 // Config is everything a server needs. A YAML file (--config) sets any of it; flags win.
 type Config struct {
+	// Version is announced in the server's heartbeat (jetmesh status).
+	Version string `yaml:"-" json:"-"`
+
 	// DataDir holds the JetStream store. Keep it across restarts: it is the event archive.
 	DataDir string `yaml:"data"`
 	// NATSAddr is where clients, sidecars and the CLI connect (host:port). Port 0 picks a

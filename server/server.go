@@ -182,6 +182,7 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("replay runner: %w", err)
 		}
 	})
+	wg.Go(func() { s.announce(ingressCtx, js, nc, &ing) })
 	serveNATS, err := in.Listen(ingressCtx, nc)
 	if err != nil {
 		return err

@@ -50,6 +50,8 @@ type Config struct {
 	// TLSOptions connect to a server with TLS (the CA of its certificate, a client
 	// certificate); empty for plain connections.
 	TLSOptions []nats.Option
+	// Version is announced in the sidecar's heartbeat (jetmesh status).
+	Version string `yaml:"-" json:"-"`
 }
 
 // DefaultConfig: listen on 127.0.0.1:3500, probe every 2s, 20s grace, 4 MiB publish

@@ -17,6 +17,7 @@ import (
 	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/kvwatch"
+	"github.com/jetmesh/jetmesh/presence"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,6 +171,17 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.followRules(ctx) }()
+	since := time.Now().UTC()
+	instance := presence.Instance()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		presence.Beat(ctx, js, presence.SidecarKey(s.cfg.Service, instance), s.log, func() any {
+			st := s.Status()
+			return presence.Sidecar{Service: s.cfg.Service, Instance: instance, Version: s.cfg.Version, Since: since,
+				At: time.Now().UTC(), Ready: st.Ready, Reason: st.Reason, Rules: st.Rules}
+		})
+	}()
 	s.log.Info("jetmesh sidecar started", "listen", s.Addr(), "handler", s.cfg.Handler, "server", s.cfg.NATSURL)
 
 	var serveErr error

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/presence"
+)
+
+// announce renews this server's heartbeat until ctx ends (see presence): its version,
+// readiness, the embedded cluster's meta leader, and the ingress's answers over the last
+// minute, from samples of its counters taken at each beat.
+func (s *Server) announce(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, ing *atomic.Pointer[ingress.Ingress]) {
+	since := time.Now().UTC()
+	type sample struct {
+		at     time.Time
+		counts map[string]uint64
+	}
+	samples := []sample{{since, map[string]uint64{}}} // the counters start at zero
+	presence.Beat(ctx, js, presence.NodeKey(s.nodeName()), s.log, func() any {
+		now := time.Now()
+		n := presence.Node{Name: s.nodeName(), Version: s.cfg.Version, Since: since, At: now.UTC(),
+			Cluster: s.cfg.Cluster.Name, IngressPerMinute: map[string]uint64{}}
+		in := ing.Load()
+		switch {
+		case !s.ready.Load():
+			n.Reason = "starting or draining"
+		case !nc.IsConnected():
+			n.Reason = "not connected to NATS"
+		default:
+			n.Reason = s.storageProblem(in)
+		}
+		n.Ready = n.Reason == ""
+		if s.ns != nil && s.cfg.Cluster.enabled() {
+			if jsz, err := s.ns.Jsz(&natsserver.JSzOptions{}); err == nil && jsz.Meta != nil {
+				n.MetaLeader = jsz.Meta.Leader
+			}
+		}
+		if in != nil {
+			cur := sample{now, in.Metrics().Counts()}
+			samples = append(samples, cur)
+			// Keep one sample at least a minute old, to difference against.
+			for len(samples) > 2 && now.Sub(samples[1].at) >= time.Minute {
+				samples = samples[1:]
+			}
+			base := samples[0]
+			for k, v := range cur.counts {
+				if d := v - base.counts[k]; d > 0 {
+					n.IngressPerMinute[k] = d
+				}
+			}
+			n.IngressWindowSeconds = now.Sub(base.at).Seconds()
+		}
+		return n
+	})
+}
