@@ -1,0 +1,88 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/natstest"
+	"github.com/nats-io/nats.go"
+)
+
+func TestUUIDv7Time(t *testing.T) {
+	id := event.NewID()
+	got, ok := uuidV7Time(id)
+	if !ok || time.Since(got) > time.Second || time.Since(got) < 0 {
+		t.Errorf("uuidV7Time(%s) = %v, %v", id, got, ok)
+	}
+	for _, notV7 := range []string{"order-42", "0193a1c2-7b9e-4c4d-9a8b-1f2e3d4c5b6a", "zz93a1c2-7b9e-7c4d-9a8b-1f2e3d4c5b6a", "00000000-0000-7000-8000-000000000000"} {
+		if _, ok := uuidV7Time(notV7); ok {
+			t.Errorf("%s read as a UUIDv7 with a real time", notV7)
+		}
+	}
+}
+
+// TestFind: an id is found by a scan of the headers, narrowed by type and time; every
+// event with the id is returned, with its data and principal; a missing id says where it
+// looked.
+func TestFind(t *testing.T) {
+	s := natstest.RunServer(t)
+	_, js := natstest.JetStream(t, s)
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	store := func(id, typ, data string, ext map[string]string) {
+		ev := &event.Event{SpecVersion: "1.0", ID: id, Source: "/t", Type: typ, Data: []byte(data), Extensions: ext}
+		h := ev.Header()
+		if typ == "t.n3" {
+			delete(h, event.HeaderMsgID) // stands for the same id stored after the duplicate window
+		}
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: ev.NATSSubject(), Header: h, Data: ev.Data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		store(fmt.Sprintf("e-%d", i), fmt.Sprintf("t.n%d", i%4), "{}", nil)
+	}
+	store("wanted", "t.n1", `{"x":1}`, map[string]string{"jetmeshprincipal": "shop"})
+	mid := time.Now()
+	for i := range 200 {
+		store(fmt.Sprintf("f-%d", i), fmt.Sprintf("t.n%d", i%4), "{}", nil)
+	}
+	v7 := event.NewID()
+	store(v7, "t.n2", "{}", nil)
+
+	found, stats, err := Find(ctx, js, Query{ID: "wanted"})
+	if err != nil || len(found) != 1 || string(found[0].Data) != `{"x":1}` || found[0].Principal != "shop" || found[0].Seq != 201 {
+		t.Fatalf("Find: %+v %v", found, err)
+	}
+	if stats.Scanned != 402 {
+		t.Errorf("an unnarrowed lookup scanned %d, want all 402", stats.Scanned)
+	}
+	_, stats, err = Find(ctx, js, Query{ID: "wanted", Type: "t.n1"})
+	if err != nil || stats.Scanned != 101 {
+		t.Errorf("--type scanned %d (%v), want the 101 of its type", stats.Scanned, err)
+	}
+	if _, _, err = Find(ctx, js, Query{ID: "wanted", Since: mid}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("--since after the event: %v, want not found", err)
+	}
+	found, _, err = Find(ctx, js, Query{ID: v7})
+	if err != nil || len(found) != 1 {
+		t.Errorf("a UUIDv7 id: %v %v", found, err)
+	}
+	// The id again, outside any duplicate window: both are found.
+	store("wanted", "t.n3", "{}", nil)
+	found, _, err = Find(ctx, js, Query{ID: "wanted"})
+	if err != nil || len(found) != 2 {
+		t.Errorf("a repeated id: %d found, %v", len(found), err)
+	}
+	_, _, err = Find(ctx, js, Query{ID: "nope", Type: "t.n0"})
+	if !errors.Is(err, ErrNotFound) || err.Error() != "not found (looked at every stored event of type t.n0)" {
+		t.Errorf("missing: %v", err)
+	}
+}
