@@ -23,8 +23,12 @@ const (
 	// deliveries (rule.<rule>.redrive.<dlq seq>) and replays (rule.<rule>.replay.<id>).
 	// Every rule's consumer takes its own rule.<rule>.> besides the subjects of its pattern.
 	DirectSubjects = "rule.>"
-	DLQStream      = "DLQ"
-	DLQSubjects    = "dlq.>"
+	// IndexStream is the id index of EVENTS (see lookup): entries id hash → stream
+	// sequence, on IndexSubjects, written by each server's indexer.
+	IndexStream   = "EVENT_IDS"
+	IndexSubjects = "idx.>"
+	DLQStream     = "DLQ"
+	DLQSubjects   = "dlq.>"
 	// IngressSubject is where the ingress answers publish requests over NATS
 	// (request/reply, same payloads and answers as HTTP POST /v1/events).
 	IngressSubject = "jetmesh.v1.events"
@@ -149,6 +153,20 @@ func (c StreamsConfig) EventsConfig() jetstream.StreamConfig {
 	}
 }
 
+// IndexConfig is the JetStream configuration of the id index: kept as long as the events.
+func (c StreamsConfig) IndexConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        IndexStream,
+		Description: "jetmesh id index of EVENTS: id hash → stream sequence, for jetmesh events get",
+		Subjects:    []string{IndexSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.EventsMaxAge.Std(),
+		Replicas:    c.Replicas,
+	}
+}
+
 // DLQConfig is the JetStream configuration of the DLQ stream.
 func (c StreamsConfig) DLQConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
@@ -164,10 +182,10 @@ func (c StreamsConfig) DLQConfig() jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates the EVENTS and DLQ streams or updates them to c. It retries while
+// EnsureStreams creates the EVENTS, DLQ and id index streams or updates them to c. It retries while
 // JetStream is not ready yet (a cluster electing its meta leader) until ctx is done.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamsConfig) error {
-	for _, cfg := range []jetstream.StreamConfig{c.EventsConfig(), c.DLQConfig()} {
+	for _, cfg := range []jetstream.StreamConfig{c.EventsConfig(), c.DLQConfig(), c.IndexConfig()} {
 		if err := ensureStream(ctx, js, cfg); err != nil {
 			return err
 		}

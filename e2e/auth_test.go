@@ -214,7 +214,7 @@ target: {service: ledger}
 			"$JS.API.CONSUMER.MSG.NEXT.EVENTS.rule-billing-big-orders": "pull billing's events",
 			"$JS.API.CONSUMER.INFO.EVENTS.rule-billing-big-orders":     "read billing's consumer",
 			"$JS.ACK.EVENTS.rule-billing-big-orders.1.1.1.1.1":         "ack billing's events",
-			"dlq.rule.billing-big-orders.delivery_failed":                              "write billing's DLQ records",
+			"dlq.rule.billing-big-orders.delivery_failed":              "write billing's DLQ records",
 			"evt.payments.captured":                                    "publish around validation",
 			"$KV.mesh-rules.ledger":                                    "rewrite its own rule",
 			"$JS.API.STREAM.DELETE.EVENTS":                             "delete the EVENTS stream",

@@ -1,26 +1,19 @@
 // Package lookup finds a stored event by id and tells, for each rule it matches, where
 // its delivery stands.
 //
-// JetStream has no index by header, and an index of every id would cost a write per event
-// on the hot path and memory per id in the server (250M events a day), so a lookup is a
-// scan the server filters for us, made as short as the id and the caller allow:
-//
-//   - headers only: the scan never moves event data, only the stored headers;
-//   - by type: --type narrows the scan to the subject evt.<type>, which JetStream
-//     serves from its per-subject index without reading other types;
-//   - by time: --since starts the scan at that time (JetStream finds the first sequence
-//     by time without reading what comes before);
-//   - by the id itself: ids jetmesh mints are UUIDv7, whose first 48 bits are the
-//     publisher's clock; such an id is first looked for in the minutes around that time,
-//     and only then, if absent, in the whole window.
+// JetStream has no index by header, and scanning the headers of a 10-million-event stream
+// takes about a minute here, so jetmesh keeps its own id index (see Indexer), off the
+// publish path: a lookup reads the 1/16 of the index its id hashes to, then the few events
+// stored since the index was last brought up to date. --since narrows both to the time
+// after it; --type keeps the events of that type.
 package lookup
 
 import (
+	"cmp"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
@@ -55,69 +48,80 @@ type Stored struct {
 
 // Stats say how the lookup went.
 type Stats struct {
-	// Scanned is how many stored events' headers were looked at.
-	Scanned  uint64        `json:"scanned"`
-	Elapsed  time.Duration `json:"elapsedNs"`
-	Narrowed string        `json:"narrowedBy"`
-}
-
-// window is one stretch of the stream to scan.
-type window struct {
-	from, to time.Time // to zero: to the end
-	why      string
+	// IndexEntries is how many index entries were read; Scanned how many stored events'
+	// headers were read past the index's reach.
+	IndexEntries uint64        `json:"indexEntries"`
+	Scanned      uint64        `json:"scanned"`
+	Elapsed      time.Duration `json:"elapsedNs"`
 }
 
 // Find returns every stored event with q.ID (an id may repeat beyond the duplicate
 // window, or from two sources), oldest first.
 func Find(ctx context.Context, js jetstream.JetStream, q Query) ([]Stored, Stats, error) {
 	began := time.Now()
+	var stats Stats
 	if q.ID == "" {
-		return nil, Stats{}, errors.New("lookup: an id is needed")
+		return nil, stats, errors.New("lookup: an id is needed")
 	}
 	filter := bus.EventsSubjects
 	if q.Type != "" {
 		if err := event.ValidateType(q.Type); err != nil {
-			return nil, Stats{}, fmt.Errorf("--type: %w", err)
+			return nil, stats, fmt.Errorf("--type: %w", err)
 		}
 		filter = event.SubjectPrefix + q.Type
 	}
 	stream, err := js.Stream(ctx, bus.EventsStream)
 	if err != nil {
-		return nil, Stats{}, fmt.Errorf("stream %s: %w", bus.EventsStream, err)
+		return nil, stats, fmt.Errorf("stream %s: %w", bus.EventsStream, err)
 	}
-	var windows []window
-	narrowed := []string{}
-	if q.Type != "" {
-		narrowed = append(narrowed, "type")
-	}
-	if t, ok := uuidV7Time(q.ID); ok && (q.Since.IsZero() || t.After(q.Since)) {
-		windows = append(windows, window{from: t.Add(-time.Minute), to: t.Add(10 * time.Minute), why: "id time"})
-	}
-	windows = append(windows, window{from: q.Since, why: "since"})
-	var stats Stats
-	for _, w := range windows {
-		found, scanned, err := scan(ctx, stream, filter, q, w)
-		stats.Scanned += scanned
-		if err != nil {
+	floor := indexed(ctx, js)
+	var candidates []uint64
+	if floor > 0 {
+		if candidates, stats.IndexEntries, err = fromIndex(ctx, js, q.ID, q.Since); err != nil {
 			return nil, stats, err
 		}
-		if len(found) > 0 {
-			if w.why == "id time" {
-				narrowed = append(narrowed, "id time")
-			} else if !q.Since.IsZero() {
-				narrowed = append(narrowed, "since")
+	}
+	found, scanned, err := scan(ctx, stream, filter, q, floor+1)
+	stats.Scanned = scanned
+	if err != nil {
+		return nil, stats, err
+	}
+	slices.Sort(candidates)
+	for _, seq := range slices.Compact(candidates) {
+		if seq > floor {
+			continue // the scan covered it
+		}
+		s := Stored{Seq: seq}
+		if err := fill(ctx, stream, &s); errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // expired since it was indexed
+		} else if err != nil {
+			return nil, stats, err
+		}
+		if !matches(s.Header, q.ID) || q.Type != "" && s.Subject != filter || !q.Since.IsZero() && s.Time.Before(q.Since) {
+			continue // another id with the same hash, or outside what was asked
+		}
+		found = append(found, s)
+	}
+	for i := range found {
+		if found[i].Header == nil {
+			if err := fill(ctx, stream, &found[i]); err != nil {
+				return nil, stats, err
 			}
-			stats.Narrowed, stats.Elapsed = strings.Join(narrowed, "+"), time.Since(began)
-			for j := range found {
-				if err := fill(ctx, stream, &found[j]); err != nil {
-					return nil, stats, err
-				}
-			}
-			return found, stats, nil
 		}
 	}
+	slices.SortFunc(found, func(a, b Stored) int { return cmp.Compare(a.Seq, b.Seq) })
 	stats.Elapsed = time.Since(began)
-	return nil, stats, fmt.Errorf("%w (%s)", ErrNotFound, describe(q))
+	if len(found) == 0 {
+		return nil, stats, fmt.Errorf("%w (%s)", ErrNotFound, describe(q))
+	}
+	return found, stats, nil
+}
+
+func matches(h map[string][]string, id string) bool {
+	if v := event.HeaderGet(h, event.HeaderMsgID); v != "" {
+		return v == id
+	}
+	return event.HeaderGet(h, "ce-id") == id
 }
 
 func describe(q Query) string {
@@ -131,13 +135,14 @@ func describe(q Query) string {
 	return s
 }
 
-// scan reads the headers of the events on filter in w and keeps those with the id.
-func scan(ctx context.Context, stream jetstream.Stream, filter string, q Query, w window) ([]Stored, uint64, error) {
+// scan reads the headers of the events on filter from sequence from on (and from
+// q.Since) and keeps those with the id.
+func scan(ctx context.Context, stream jetstream.Stream, filter string, q Query, from uint64) ([]Stored, uint64, error) {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: true,
-		DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: time.Minute}
-	if !w.from.IsZero() {
-		from := w.from
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from, InactiveThreshold: time.Minute}
+	if from <= 1 && !q.Since.IsZero() {
+		since := q.Since
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &since
 	}
 	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -166,13 +171,11 @@ func scan(ctx context.Context, stream jetstream.Stream, filter string, q Query, 
 				return nil, scanned, err
 			}
 			remaining = md.NumPending
-			if !w.to.IsZero() && md.Timestamp.After(w.to) {
-				remaining = 0
-				break
+			if !q.Since.IsZero() && md.Timestamp.Before(q.Since) {
+				continue
 			}
-			h := m.Headers()
-			if id := h.Get(event.HeaderMsgID); id == q.ID || id == "" && event.HeaderGet(h, "ce-id") == q.ID {
-				found = append(found, Stored{Seq: md.Sequence.Stream, Subject: m.Subject(), Time: md.Timestamp})
+			if matches(m.Headers(), q.ID) {
+				found = append(found, Stored{Seq: md.Sequence.Stream})
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
@@ -194,28 +197,7 @@ func fill(ctx context.Context, stream jetstream.Stream, s *Stored) error {
 	if err != nil {
 		return fmt.Errorf("reading EVENTS #%d: %w", s.Seq, err)
 	}
-	s.Header, s.Data, s.Time = m.Header, m.Data, m.Time
+	s.Subject, s.Header, s.Data, s.Time = m.Subject, m.Header, m.Data, m.Time
 	s.Principal = event.HeaderGet(m.Header, "ce-jetmeshprincipal")
 	return nil
-}
-
-// uuidV7Time reads the millisecond clock of a UUIDv7 (RFC 9562); ok is false for any other
-// id, and for a time too far from now to be a real clock (a made-up id).
-func uuidV7Time(id string) (time.Time, bool) {
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' || id[14] != '7' {
-		return time.Time{}, false
-	}
-	var b [6]byte
-	if _, err := hex.Decode(b[:4], []byte(id[0:8])); err != nil {
-		return time.Time{}, false
-	}
-	if _, err := hex.Decode(b[4:], []byte(id[9:13])); err != nil {
-		return time.Time{}, false
-	}
-	ms := int64(b[0])<<40 | int64(b[1])<<32 | int64(b[2])<<24 | int64(b[3])<<16 | int64(b[4])<<8 | int64(b[5])
-	t := time.UnixMilli(ms)
-	if d := time.Since(t); d < -24*time.Hour || d > 400*24*time.Hour {
-		return time.Time{}, false
-	}
-	return t, true
 }

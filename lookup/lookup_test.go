@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -12,19 +13,6 @@ import (
 	"github.com/jetmesh/jetmesh/internal/natstest"
 	"github.com/nats-io/nats.go"
 )
-
-func TestUUIDv7Time(t *testing.T) {
-	id := event.NewID()
-	got, ok := uuidV7Time(id)
-	if !ok || time.Since(got) > time.Second || time.Since(got) < 0 {
-		t.Errorf("uuidV7Time(%s) = %v, %v", id, got, ok)
-	}
-	for _, notV7 := range []string{"order-42", "0193a1c2-7b9e-4c4d-9a8b-1f2e3d4c5b6a", "zz93a1c2-7b9e-7c4d-9a8b-1f2e3d4c5b6a", "00000000-0000-7000-8000-000000000000"} {
-		if _, ok := uuidV7Time(notV7); ok {
-			t.Errorf("%s read as a UUIDv7 with a real time", notV7)
-		}
-	}
-}
 
 // TestFind: an id is found by a scan of the headers, narrowed by type and time; every
 // event with the id is returned, with its data and principal; a missing id says where it
@@ -74,6 +62,26 @@ func TestFind(t *testing.T) {
 	found, _, err = Find(ctx, js, Query{ID: v7})
 	if err != nil || len(found) != 1 {
 		t.Errorf("a UUIDv7 id: %v %v", found, err)
+	}
+
+	// With the indexer caught up, a lookup reads index entries, not stored events.
+	ictx, stop := context.WithCancel(ctx)
+	defer stop()
+	go NewIndexer(js, slog.New(slog.DiscardHandler)).Run(ictx, 1)
+	for deadline := time.Now().Add(10 * time.Second); indexed(ctx, js) < 402; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the indexer reached %d of 402 in 10s", indexed(ctx, js))
+		}
+	}
+	found, stats, err = Find(ctx, js, Query{ID: "wanted", Type: "t.n1"})
+	if err != nil || len(found) != 1 || found[0].Seq != 201 || stats.Scanned != 0 || stats.IndexEntries == 0 || stats.IndexEntries > 402 {
+		t.Errorf("an indexed lookup: %+v %+v %v", found, stats, err)
+	}
+	if _, _, err = Find(ctx, js, Query{ID: "wanted", Since: mid}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an indexed lookup, --since after the event: %v, want not found", err)
+	}
+	if _, _, err = Find(ctx, js, Query{ID: "wanted", Type: "t.n2"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an indexed lookup under another type: %v, want not found", err)
 	}
 	// The id again, outside any duplicate window: both are found.
 	store("wanted", "t.n3", "{}", nil)

@@ -19,6 +19,7 @@ import (
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/lookup"
 	"github.com/jetmesh/jetmesh/replay"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
@@ -183,6 +184,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { s.announce(ingressCtx, js, nc, &ing) })
+	wg.Go(func() {
+		lookup.NewIndexer(js, s.log.With("component", "index")).Run(ingressCtx, s.cfg.Streams.Replicas)
+	})
 	serveNATS, err := in.Listen(ingressCtx, nc)
 	if err != nil {
 		return err

@@ -79,7 +79,7 @@ func (w *storageWatch) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, storageCheckEvery)
 	defer cancel()
 	var missing []string
-	for _, name := range []string{bus.EventsStream, bus.DLQStream} {
+	for _, name := range []string{bus.EventsStream, bus.DLQStream, bus.IndexStream} {
 		st, err := w.js.Stream(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
