@@ -271,6 +271,27 @@ target: {service: ledger}
 			t.Errorf("viewer %v: exit %d %s %s", args, code, out, errOut)
 		}
 	}
+	// The operator views work for the viewer; the operator actions are the admin's.
+	eventually(t, 15*time.Second, "the billing sidecar in status, as the viewer sees it", func() bool {
+		out, _, code := srv.cli(t, "", "--creds", viewer, "status", "-o", "json")
+		return code == 0 && strings.Contains(out, `"service": "billing"`)
+	})
+	for _, args := range [][]string{{"events", "get", "from-billing", "--type", "invoices.issued"}, {"replay", "ls"}} {
+		if out, errOut, code := srv.cli(t, "", append([]string{"--creds", viewer}, args...)...); code != 0 {
+			t.Errorf("viewer %v: exit %d %s %s", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"replay", "start", "--rule", "ledger", "--from", "1h"}, {"dlq", "redrive"}, {"rules", "pause", "ledger"}} {
+		if out, errOut, code := srv.cli(t, "", append([]string{"--creds", viewer}, args...)...); code == 0 {
+			t.Errorf("the viewer ran %v: %s %s", args, out, errOut)
+		}
+		if out, errOut, code := srv.cli(t, "", append([]string{"--creds", admin}, args...)...); code != 0 {
+			t.Errorf("admin %v: exit %d %s %s", args, code, out, errOut)
+		}
+	}
+	if out, errOut, code := srv.cli(t, "", "--creds", admin, "rules", "resume", "ledger"); code != 0 {
+		t.Errorf("admin rules resume: %d %s %s", code, out, errOut)
+	}
 	if out, _, code := srv.cli(t, "", "--creds", admin, "creds", "ls"); code != 0 || !strings.Contains(out, "billing-sc") {
 		t.Errorf("creds ls: %d %s", code, out)
 	}
