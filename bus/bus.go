@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jetmesh/jetmesh/internal/duration"
@@ -185,12 +186,21 @@ func (c StreamsConfig) DLQConfig() jetstream.StreamConfig {
 // EnsureStreams creates the EVENTS, DLQ and id index streams or updates them to c. It retries while
 // JetStream is not ready yet (a cluster electing its meta leader) until ctx is done.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamsConfig) error {
-	for _, cfg := range []jetstream.StreamConfig{c.EventsConfig(), c.DLQConfig(), c.IndexConfig()} {
-		if err := ensureStream(ctx, js, cfg); err != nil {
-			return err
-		}
+	return all([]jetstream.StreamConfig{c.EventsConfig(), c.DLQConfig(), c.IndexConfig()}, func(cfg jetstream.StreamConfig) error {
+		return ensureStream(ctx, js, cfg)
+	})
+}
+
+// all runs op for each item at once (in a cluster each create is a round of consensus:
+// one after another, they add up) and joins the errors.
+func all[T any](items []T, op func(T) error) error {
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() { errs[i] = op(it) })
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
@@ -222,16 +232,12 @@ func (c StreamsConfig) BucketConfigs() []jetstream.KeyValueConfig {
 
 // EnsureBuckets creates the KV buckets or updates them to c, retrying like EnsureStreams.
 func EnsureBuckets(ctx context.Context, js jetstream.JetStream, c StreamsConfig) error {
-	for _, cfg := range c.BucketConfigs() {
-		err := untilReady(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
+	return all(c.BucketConfigs(), func(cfg jetstream.KeyValueConfig) error {
+		return untilReady(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 			return err
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // untilReady calls op until it succeeds, fails for a reason waiting will not fix, or ctx

@@ -287,7 +287,7 @@ func newRulesLsCmd(g *globals) *cobra.Command {
 
 // pausedText says how long a pause lasts.
 func pausedText(until time.Time) string {
-	if time.Until(until) > rules.Forever/2 {
+	if rules.UntilResumed(until) {
 		return "until resumed"
 	}
 	return "until " + until.UTC().Format(time.RFC3339)

@@ -179,7 +179,7 @@ func scanSeqs(ctx context.Context, js jetstream.JetStream, f Filter, bad func(ui
 }
 
 // ErrNoRecord is returned by Get for a sequence the DLQ does not hold.
-var ErrNoRecord = errors.New("no such DLQ record")
+var ErrNoRecord = errors.New("no DLQ record")
 
 // Get reads one record by its DLQ sequence.
 func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (*Stored, error) {

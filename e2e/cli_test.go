@@ -87,8 +87,9 @@ func TestCLI(t *testing.T) {
 			Name     string `json:"name"`
 			Messages uint64 `json:"messages"`
 		}
-		// EVENTS, DLQ and the three KV buckets (mesh-rules, mesh-schemas, mesh-principals).
-		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 5 {
+		// EVENTS, DLQ, EVENT_IDS and the seven KV buckets (mesh-rules, mesh-schemas,
+		// mesh-principals, mesh-redrives, mesh-replays, mesh-retries, mesh-presence).
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 10 {
 			t.Fatalf("exit %d: %s", code, out)
 		}
 		out, _, code = srv.cli(t, "", "streams", "info", "DLQ")

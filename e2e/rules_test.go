@@ -118,12 +118,13 @@ delivery: {maxConcurrency: 2}
 	waitRules("the update and the prune", func(rs []row) bool {
 		return len(rs) == 1 && strings.Join(rs[0].FilterSubjects, ",") == "evt.orders.created,evt.orders.updated"
 	})
-	// The audit consumer goes with its rule: only billing's remains on EVENTS.
+	// The audit consumer goes with its rule: only billing's (and the id indexer's) remains
+	// on EVENTS.
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		out, _ := run("streams", "ls", "-o", "json")
 		var streams []streamRow
 		_ = json.Unmarshal([]byte(out), &streams)
-		if slices.Contains(streams, streamRow{Name: "EVENTS", Consumers: 1}) {
+		if slices.Contains(streams, streamRow{Name: "EVENTS", Consumers: 2}) {
 			break
 		}
 		if time.Now().After(deadline) {

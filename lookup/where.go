@@ -98,7 +98,7 @@ func where(ctx context.Context, js jetstream.JetStream, ev *Stored, id string, r
 		if info.Paused {
 			st.State = StatePaused
 			st.Detail = "the rule is paused"
-			if until := info.Config.PauseUntil; until != nil && until.Year() < 9999 {
+			if until := info.Config.PauseUntil; until != nil && !rules.UntilResumed(*until) {
 				st.Detail += " until " + until.UTC().Format(time.RFC3339)
 			}
 		}

@@ -70,10 +70,10 @@ func Instance() string {
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
-// Beat puts what describe returns under key every bus.PresenceInterval until ctx ends,
-// then deletes the key, so a process that stops cleanly leaves at once and one that dies
-// is forgotten after bus.PresenceTTL.
-func Beat(ctx context.Context, js jetstream.JetStream, key string, log *slog.Logger, describe func() any) {
+// Beat puts what describe returns under key every bus.PresenceInterval, and at once
+// whenever renew fires (nil: never), until ctx ends; then it deletes the key, so a process
+// that stops cleanly leaves at once and one that dies is forgotten after bus.PresenceTTL.
+func Beat(ctx context.Context, js jetstream.JetStream, key string, log *slog.Logger, renew <-chan struct{}, describe func() any) {
 	var kv jetstream.KeyValue
 	warned := false
 	tick := time.NewTicker(bus.PresenceInterval)
@@ -106,6 +106,7 @@ func Beat(ctx context.Context, js jetstream.JetStream, key string, log *slog.Log
 			}
 			return
 		case <-tick.C:
+		case <-renew:
 		}
 	}
 }

@@ -13,6 +13,10 @@ import (
 // Forever is how long a pause without an end lasts: JetStream pauses until a time.
 const Forever = 100 * 365 * 24 * time.Hour
 
+// UntilResumed reports whether a pause's end stands for "until resumed" (Forever from
+// when it was set) rather than a time someone chose.
+func UntilResumed(until time.Time) bool { return time.Until(until) > Forever/2 }
+
 // ErrNoConsumer: the rule exists but its consumer does not (yet).
 var ErrNoConsumer = errors.New("the rule has no consumer yet")
 

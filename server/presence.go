@@ -23,7 +23,7 @@ func (s *Server) announce(ctx context.Context, js jetstream.JetStream, nc *nats.
 		counts map[string]uint64
 	}
 	samples := []sample{{since, map[string]uint64{}}} // the counters start at zero
-	presence.Beat(ctx, js, presence.NodeKey(s.nodeName()), s.log, func() any {
+	presence.Beat(ctx, js, presence.NodeKey(s.nodeName()), s.log, nil, func() any {
 		now := time.Now()
 		n := presence.Node{Name: s.nodeName(), Version: s.cfg.Version, Since: since, At: now.UTC(),
 			Cluster: s.cfg.Cluster.Name, IngressPerMinute: map[string]uint64{}}

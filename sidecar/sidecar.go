@@ -52,6 +52,9 @@ type Sidecar struct {
 	// conn is nc for Status, which may be called from any goroutine at any time.
 	conn atomic.Pointer[nats.Conn]
 
+	// changed asks for a heartbeat now: the rules delivered changed.
+	changed chan struct{}
+
 	mu      sync.Mutex
 	loaded  bool // the rules bucket was read at least once
 	running map[string]*worker
@@ -90,6 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		gate:           delivery.NewGate(cfg.AppHealth == ""),
 		client:         delivery.NewHTTPClient(256),
 		running:        map[string]*worker{},
+		changed:        make(chan struct{}, 1),
 		publishSlots:   make(chan struct{}, cfg.MaxPublishInflight),
 		ingressSubject: bus.IngressSubject,
 		bodies:         ingress.NewBodyReader(int64(cfg.MaxRequestBytes), int64(cfg.MaxPublishInflight)*int64(cfg.MaxRequestBytes), cfg.BodyTimeout.Std()),
@@ -176,7 +180,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		presence.Beat(ctx, js, presence.SidecarKey(s.cfg.Service, instance), s.log, func() any {
+		presence.Beat(ctx, js, presence.SidecarKey(s.cfg.Service, instance), s.log, s.changed, func() any {
 			st := s.Status()
 			return presence.Sidecar{Service: s.cfg.Service, Instance: instance, Version: s.cfg.Version, Since: since,
 				At: time.Now().UTC(), Ready: st.Ready, Reason: st.Reason, Rules: st.Rules}
@@ -264,6 +268,10 @@ func (s *Sidecar) apply(ctx context.Context, snap kvwatch.Snapshot) {
 		s.running[name] = s.startWorker(ctx, d, encoded[name], abort)
 	}
 	s.gauges.rules.Set(float64(len(s.running)))
+	select {
+	case s.changed <- struct{}{}:
+	default: // a heartbeat is already due
+	}
 }
 
 // startWorker runs d until stopped; abort cuts its requests in flight short.

@@ -281,7 +281,7 @@ func ruleStates(ctx context.Context, js jetstream.JetStream, sidecars []presence
 		st.Pending, st.InFlight, st.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
 		if info.Paused {
 			st.Paused = true
-			if u := info.Config.PauseUntil; u != nil && u.Year() < 9999 {
+			if u := info.Config.PauseUntil; u != nil && !rules.UntilResumed(*u) {
 				t := u.UTC()
 				st.PausedUntil = &t
 			}
