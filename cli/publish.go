@@ -103,15 +103,11 @@ func runPublish(ctx context.Context, g *globals, o *publishOptions, stdin io.Rea
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	creds, err := g.credentials()
+	client, err := g.ingressClient(nc)
 	if err != nil {
 		return err
 	}
-	var as []ingress.ClientOption
-	if creds != nil {
-		as = append(as, ingress.AsPrincipal(creds.Name))
-	}
-	resp, err := ingress.NewClient(nc, as...).Send(ctx, msg)
+	resp, err := client.Send(ctx, msg)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/dlq"
-	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/spf13/cobra"
 )
@@ -70,13 +69,9 @@ func (g *globals) redrive(ctx context.Context, o dlq.RedriveOptions) error {
 		return err
 	}
 	defer nc.Close()
-	creds, err := g.credentials()
+	client, err := g.ingressClient(nc)
 	if err != nil {
 		return err
-	}
-	var as []ingress.ClientOption
-	if creds != nil {
-		as = append(as, ingress.AsPrincipal(creds.Name))
 	}
 	if o.By, err = g.actor(); err != nil {
 		return err
@@ -96,7 +91,7 @@ func (g *globals) redrive(ctx context.Context, o dlq.RedriveOptions) error {
 		known[r.Name] = true
 	}
 	o.RuleExists = func(name string) bool { return known[name] }
-	o.Resubmit = ingress.NewClient(nc, as...).Resubmit
+	o.Resubmit = client.Resubmit
 	bar := newProgress(g.stderr, "redrive")
 	o.Progress = func(done int, remaining uint64) { bar.update(uint64(done), uint64(done)+remaining) }
 

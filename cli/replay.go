@@ -8,6 +8,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/pace"
 	"github.com/jetmesh/jetmesh/replay"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go/jetstream"
@@ -75,13 +76,11 @@ dead-lettered. The window is what EVENTS still holds (streams.eventsMaxAge).`,
 			if q.By, err = g.actor(); err != nil {
 				return err
 			}
-			nc, js, err := g.jetStream("replay")
+			ctx, js, done, err := g.jetStreamCall(cmd.Context(), "replay", 10*time.Second)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
+			defer done()
 			store, err := rules.OpenStore(ctx, js)
 			if err != nil {
 				return err
@@ -147,7 +146,7 @@ func waitReplay(ctx context.Context, g *globals, js jetstream.JetStream, id stri
 		if r.Finished() {
 			break
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := pace.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -169,23 +168,12 @@ func waitReplay(ctx context.Context, g *globals, js jetstream.JetStream, id stri
 		if c.CachedInfo().AckFloor.Stream >= r.LastCopySeq {
 			break
 		}
-		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+		if err := pace.Sleep(ctx, 250*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
 	bar.finish("replay %s done: %d event(s) replayed of %d in the window", id, r.Replayed, r.Total)
 	return r, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func newReplayLsCmd(g *globals) *cobra.Command {
@@ -196,13 +184,11 @@ func newReplayLsCmd(g *globals) *cobra.Command {
   jetmesh replay ls -o json | jq '.[] | select(.state == "running")'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := g.jetStream("replay")
+			ctx, js, done, err := g.jetStreamCall(cmd.Context(), "replay", 10*time.Second)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
+			defer done()
 			all, err := replay.List(ctx, js)
 			if err != nil {
 				return err
@@ -251,13 +237,11 @@ func newReplayCancelCmd(g *globals) *cobra.Command {
 		Example: `  jetmesh replay cancel rp-20261204t101500-3fa2c1`,
 		Args:    exactArgs(1, "a replay ID (see 'jetmesh replay ls')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, js, err := g.jetStream("replay")
+			ctx, js, done, err := g.jetStreamCall(cmd.Context(), "replay", 10*time.Second)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
+			defer done()
 			r, err := replay.Cancel(ctx, js, args[0])
 			if err != nil {
 				return err

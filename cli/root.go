@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/auth"
+	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -225,6 +226,30 @@ func (g *globals) jetStream(name string) (*nats.Conn, jetstream.JetStream, error
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// jetStreamCall connects for one command bounded by timeout: done ends the context and
+// closes the connection.
+func (g *globals) jetStreamCall(parent context.Context, name string, timeout time.Duration) (context.Context, jetstream.JetStream, func(), error) {
+	nc, js, err := g.jetStream(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	return ctx, js, func() { cancel(); nc.Close() }, nil
+}
+
+// ingressClient is the ingress client on nc, as the --creds principal when given.
+func (g *globals) ingressClient(nc *nats.Conn) (*ingress.Client, error) {
+	creds, err := g.credentials()
+	if err != nil {
+		return nil, err
+	}
+	var as []ingress.ClientOption
+	if creds != nil {
+		as = append(as, ingress.AsPrincipal(creds.Name))
+	}
+	return ingress.NewClient(nc, as...), nil
 }
 
 // noArgs is cobra.NoArgs with a refused error, so it exits 2.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/internal/pace"
 	"github.com/jetmesh/jetmesh/status"
 	"github.com/spf13/cobra"
 )
@@ -67,7 +68,7 @@ Servers and sidecars announce themselves every 5s; one gone for 30s drops out.`,
 				if !watch {
 					return nil
 				}
-				if err := sleepCtx(cmd.Context(), interval); err != nil {
+				if err := pace.Sleep(cmd.Context(), interval); err != nil {
 					return nil // interrupted: a normal end of --watch
 				}
 			}

@@ -30,15 +30,24 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	if p.next.IsZero() || p.next.Before(now.Add(-p.every)) {
 		p.next = now // idle for a while: no burst to catch up
 	}
-	if d := p.next.Sub(now); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	if err := Sleep(ctx, p.next.Sub(now)); err != nil {
+		return err
 	}
 	p.next = p.next.Add(p.every)
 	return nil
+}
+
+// Sleep waits for d, or until ctx ends (then it returns ctx's error).
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
