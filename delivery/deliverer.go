@@ -216,8 +216,9 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 // back rather than kept from the other replicas.
 func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait time.Duration) {
 	attempt := 1
+	var stored time.Time
 	if meta, err := msg.Metadata(); err == nil {
-		attempt = int(meta.NumDelivered)
+		attempt, stored = int(meta.NumDelivered), meta.Timestamp
 	}
 	header := msg.Headers()
 	// A copy addressed to this rule alone (redrive, replay) was chosen for it already.
@@ -240,6 +241,9 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 	switch res.Outcome {
 	case Delivered:
 		_ = msg.Ack()
+		if !stored.IsZero() {
+			d.m.latency.Observe(time.Since(stored).Seconds())
+		}
 		d.retries.clear(msg, attempt)
 		d.count(resultDelivered)
 	case Retry, Unreachable:

@@ -5,21 +5,24 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/presence"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// streamCollector reports the state of the EVENTS and DLQ streams and of every rule's
-// consumer at scrape time: two stream-info calls and one consumer listing per scrape,
-// whatever the load and however many rules.
+// streamCollector reports the state of the streams and of every rule's consumer at scrape
+// time: three stream-info calls, one consumer listing and one read of the heartbeats per
+// scrape, whatever the load and however many rules.
 type streamCollector struct {
 	js                        jetstream.JetStream
 	messages, bytes, consumer *prometheus.Desc
-	up                        *prometheus.Desc
+	maxBytes, up              *prometheus.Desc
 	rulePending, ruleAcks     *prometheus.Desc
 	ruleRedelivered           *prometheus.Desc
+	ruleMaxInFlight           *prometheus.Desc
+	rulePaused, ruleSidecars  *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*streamCollector)(nil)
@@ -32,12 +35,19 @@ func newStreamCollector(js jetstream.JetStream) *streamCollector {
 		bytes:    prometheus.NewDesc("jetmesh_stream_bytes", "Bytes stored in the stream.", labels, nil),
 		consumer: prometheus.NewDesc("jetmesh_stream_consumers", "Consumers on the stream.", labels, nil),
 		up:       prometheus.NewDesc("jetmesh_stream_up", "1 when the stream answered the scrape, 0 otherwise.", labels, nil),
+		maxBytes: prometheus.NewDesc("jetmesh_stream_max_bytes", "The stream's byte limit; absent when it has none.", labels, nil),
 		rulePending: prometheus.NewDesc("jetmesh_rule_pending",
 			"Events a rule's consumer has not delivered yet (its lag).", []string{"rule"}, nil),
 		ruleAcks: prometheus.NewDesc("jetmesh_rule_ack_pending",
 			"Events delivered to a rule's service and not yet acknowledged.", []string{"rule"}, nil),
 		ruleRedelivered: prometheus.NewDesc("jetmesh_rule_redelivered",
 			"Events of a rule being delivered again (retries in progress).", []string{"rule"}, nil),
+		ruleMaxInFlight: prometheus.NewDesc("jetmesh_rule_max_in_flight",
+			"The most events of a rule in flight at once (its maxConcurrency, the consumer's max ack pending).", []string{"rule"}, nil),
+		rulePaused: prometheus.NewDesc("jetmesh_rule_paused",
+			"1 while a rule is paused (jetmesh rules pause), 0 otherwise.", []string{"rule"}, nil),
+		ruleSidecars: prometheus.NewDesc("jetmesh_rule_sidecars",
+			"Sidecars announcing that they deliver a rule (heartbeats of the last 30s).", []string{"rule"}, nil),
 	}
 }
 
@@ -49,12 +59,16 @@ func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.rulePending
 	ch <- c.ruleAcks
 	ch <- c.ruleRedelivered
+	ch <- c.maxBytes
+	ch <- c.ruleMaxInFlight
+	ch <- c.rulePaused
+	ch <- c.ruleSidecars
 }
 
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, name := range []string{bus.EventsStream, bus.DLQStream} {
+	for _, name := range []string{bus.EventsStream, bus.DLQStream, bus.IndexStream} {
 		st, err := c.js.Stream(ctx, name)
 		if err != nil {
 			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, name)
@@ -65,6 +79,9 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(s.Msgs), name)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes), name)
 		ch <- prometheus.MustNewConstMetric(c.consumer, prometheus.GaugeValue, float64(s.Consumers), name)
+		if limit := st.CachedInfo().Config.MaxBytes; limit > 0 {
+			ch <- prometheus.MustNewConstMetric(c.maxBytes, prometheus.GaugeValue, float64(limit), name)
+		}
 		if name == bus.EventsStream && s.Consumers > 0 {
 			c.collectRules(ctx, st, ch)
 		}
@@ -72,6 +89,14 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *streamCollector) collectRules(ctx context.Context, st jetstream.Stream, ch chan<- prometheus.Metric) {
+	sidecars := map[string]int{}
+	if _, beats, err := presence.Read(ctx, c.js); err == nil {
+		for _, b := range beats {
+			for rule := range b.Rules {
+				sidecars[rule]++
+			}
+		}
+	}
 	lister := st.ListConsumers(ctx)
 	for info := range lister.Info() {
 		rule, ok := info.Config.Metadata[rules.MetaRule]
@@ -81,7 +106,17 @@ func (c *streamCollector) collectRules(ctx context.Context, st jetstream.Stream,
 		ch <- prometheus.MustNewConstMetric(c.rulePending, prometheus.GaugeValue, float64(info.NumPending), rule)
 		ch <- prometheus.MustNewConstMetric(c.ruleAcks, prometheus.GaugeValue, float64(info.NumAckPending), rule)
 		ch <- prometheus.MustNewConstMetric(c.ruleRedelivered, prometheus.GaugeValue, float64(info.NumRedelivered), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleMaxInFlight, prometheus.GaugeValue, float64(info.Config.MaxAckPending), rule)
+		ch <- prometheus.MustNewConstMetric(c.rulePaused, prometheus.GaugeValue, boolGauge(info.Paused), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleSidecars, prometheus.GaugeValue, float64(sidecars[rule]), rule)
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ruleMetrics follows the reconciler.

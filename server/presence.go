@@ -28,14 +28,7 @@ func (s *Server) announce(ctx context.Context, js jetstream.JetStream, nc *nats.
 		n := presence.Node{Name: s.nodeName(), Version: s.cfg.Version, Since: since, At: now.UTC(),
 			Cluster: s.cfg.Cluster.Name, IngressPerMinute: map[string]uint64{}}
 		in := ing.Load()
-		switch {
-		case !s.ready.Load():
-			n.Reason = "starting or draining"
-		case !nc.IsConnected():
-			n.Reason = "not connected to NATS"
-		default:
-			n.Reason = s.storageProblem(in)
-		}
+		n.Reason = s.unready(nc, in)
 		n.Ready = n.Reason == ""
 		if s.ns != nil && s.cfg.Cluster.enabled() {
 			if jsz, err := s.ns.Jsz(&natsserver.JSzOptions{}); err == nil && jsz.Meta != nil {

@@ -103,6 +103,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.httpAddr = ln.Addr().String()
 	var ing atomic.Pointer[ingress.Ingress]
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jetmesh_server_ready",
+		Help: "1 while the server takes events (what /readyz says), 0 while starting, draining, cut off from NATS or with failing storage."},
+		func() float64 { return boolGauge(s.unready(nc, ing.Load()) == "") }))
 	httpSrv := &http.Server{
 		Handler:           s.requireClientCert(s.routes(&ing, nc, reg)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -381,16 +384,11 @@ func (s *Server) routes(ing *atomic.Pointer[ingress.Ingress], nc *nats.Conn, reg
 		writeStatus(w, http.StatusOK, "ok", "")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case !s.ready.Load():
-			writeStatus(w, http.StatusServiceUnavailable, "unavailable", "starting or draining")
-		case !nc.IsConnected():
-			writeStatus(w, http.StatusServiceUnavailable, "unavailable", "not connected to NATS")
-		case s.storageProblem(ing.Load()) != "":
-			writeStatus(w, http.StatusServiceUnavailable, "unavailable", s.storageProblem(ing.Load()))
-		default:
-			writeStatus(w, http.StatusOK, "ready", "")
+		if reason := s.unready(nc, ing.Load()); reason != "" {
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable", reason)
+			return
 		}
+		writeStatus(w, http.StatusOK, "ready", "")
 	})
 	return mux
 }
@@ -468,6 +466,18 @@ func (l *natsLogger) Fatalf(format string, v ...any) {
 	case l.fatal <- msg:
 	default:
 	}
+}
+
+// unready says why the server does not take events now: starting or draining, cut off
+// from NATS, or storage failing; "" when it is ready.
+func (s *Server) unready(nc *nats.Conn, in *ingress.Ingress) string {
+	switch {
+	case !s.ready.Load():
+		return "starting or draining"
+	case !nc.IsConnected():
+		return "not connected to NATS"
+	}
+	return s.storageProblem(in)
 }
 
 // nodeName names this server stably across restarts: its configured name, else its host
