@@ -15,7 +15,11 @@ import (
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/rules"
+	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Deliverer delivers one rule's events from the rule's durable consumer to a Target. Any
@@ -40,6 +44,7 @@ type Deliverer struct {
 	unreachable     atomic.Bool
 	unreachableHold time.Duration
 	retries         *retryNotes
+	tracer          trace.Tracer
 }
 
 // Option tunes a Deliverer at construction.
@@ -50,6 +55,10 @@ func WithMetrics(m *Metrics) Option { return func(d *Deliverer) { d.metrics = m 
 
 // WithGate pauses pulling while g is closed (the service is unhealthy).
 func WithGate(g *Gate) Option { return func(d *Deliverer) { d.gate = g } }
+
+// WithTracer makes a consumer span per delivery attempt (see telemetry), whose
+// traceparent the handler receives; nil, the default, traces nothing.
+func WithTracer(t trace.Tracer) Option { return func(d *Deliverer) { d.tracer = t } }
 
 // WithOrigin names where DLQ records come from, such as "sidecar/billing".
 func WithOrigin(origin string) Option { return func(d *Deliverer) { d.origin = origin } }
@@ -227,7 +236,7 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 		d.count(resultFiltered)
 		return
 	}
-	res := d.send(msg, ackWait)
+	res := d.send(msg, ackWait, attempt)
 	if res.Outcome == Unreachable {
 		res = d.holdUnreachable(stopping, msg, ackWait, res)
 	}
@@ -262,10 +271,16 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 }
 
 // send makes one request, bounded by the rule's timeout and cut short by the abort context.
-func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration) Result {
+// attempt is JetStream's delivery count, 0 for a send that spends no attempt.
+func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration, attempt int) (res Result) {
 	timeout := d.rule.Delivery.Timeout.Std()
 	ctx, cancel := context.WithTimeout(d.abort, timeout)
 	defer cancel()
+	if d.tracer != nil {
+		var span trace.Span
+		ctx, span = d.startSpan(ctx, msg, attempt)
+		defer func() { endDeliverySpan(span, res) }()
+	}
 	if timeout > ackWait-rules.AckWaitMargin {
 		// The request may outlast the ack wait (a timeout over rules.AckWaitCap, or a
 		// consumer changed by hand): keep telling JetStream it is alive.
@@ -274,11 +289,31 @@ func (d *Deliverer) send(msg jetstream.Msg, ackWait time.Duration) Result {
 	d.m.inFlight.Inc()
 	defer d.m.inFlight.Dec()
 	began := time.Now()
-	res := d.target.Send(ctx, msg.Headers(), msg.Data())
+	res = d.target.Send(ctx, msg.Headers(), msg.Data())
 	if res.Outcome != Unreachable {
 		d.m.duration.Observe(time.Since(began).Seconds())
 	}
 	return res
+}
+
+// startSpan starts the consumer span of one attempt.
+func (d *Deliverer) startSpan(ctx context.Context, msg jetstream.Msg, attempt int) (context.Context, trace.Span) {
+	h := msg.Headers()
+	return telemetry.StartDelivery(ctx, d.tracer, h, telemetry.Event{
+		ID: event.HeaderGet(h, "ce-id"), Type: event.HeaderGet(h, "ce-type"), Source: event.HeaderGet(h, "ce-source"),
+		SpecVersion: event.HeaderGet(h, "ce-specversion"), Subject: event.HeaderGet(h, "ce-subject"),
+		Destination: msg.Subject(), BodySize: len(msg.Data()),
+	}, d.rule.Name, d.rule.ConsumerName(), attempt)
+}
+
+func endDeliverySpan(span trace.Span, res Result) {
+	if res.Status > 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", res.Status))
+	}
+	if res.Outcome != Delivered {
+		span.SetStatus(codes.Error, res.Outcome.String()+": "+res.Error)
+	}
+	span.End()
 }
 
 // holdUnreachable re-sends an event the handler never saw, with growing pauses, until
@@ -308,7 +343,7 @@ func (d *Deliverer) holdUnreachable(stopping context.Context, msg jetstream.Msg,
 		}
 		pause = min(2*pause, 4*time.Second) // under the smallest ack wait, the margin
 		_ = msg.InProgress()
-		res = d.send(msg, ackWait)
+		res = d.send(msg, ackWait, 0)
 	}
 	if res.Outcome == Unreachable {
 		d.count(resultUnreachable)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/internal/clip"
+	"github.com/jetmesh/jetmesh/telemetry"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Target receives events. Implementations must be safe for concurrent use: a deliverer
@@ -120,6 +122,7 @@ func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data 
 		req.Body, req.GetBody = http.NoBody, nil
 	}
 	SetBinaryHeaders(req.Header, header)
+	telemetry.InjectHTTP(ctx, propagation.HeaderCarrier(req.Header)) // the delivery span's, when traced
 	resp, err := t.Client.Do(req)
 	if err != nil {
 		return transportFailure(ctx, err)

@@ -14,8 +14,11 @@ import (
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/schemas"
+	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Media types the ingress reads.
@@ -103,6 +106,7 @@ type Ingress struct {
 	// principals, when set, turns access control on: every request must prove an active
 	// principal, whose limits apply and whose name every stored event records.
 	principals *auth.Directory
+	tracer     trace.Tracer
 	metrics    *Metrics
 	validator  Validator
 }
@@ -132,6 +136,10 @@ const PrincipalExtension = "jetmeshprincipal"
 // ServiceExtension records, for an event a sidecar published, the service it speaks for.
 // Reserved like PrincipalExtension.
 const ServiceExtension = "jetmeshservice"
+
+// WithTracer makes a producer span per stored event (see telemetry); nil, the default,
+// traces nothing.
+func WithTracer(t trace.Tracer) Option { return func(in *Ingress) { in.tracer = t } }
 
 // WithValidator makes the ingress validate every event with v before storing it. Without
 // it events are checked against the CloudEvents rules only.
@@ -280,6 +288,10 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 	defer cancel()
 	resp := &Response{Entries: make([]EntryResult, len(entries))}
 	futures := make([]jetstream.PubAckFuture, len(entries))
+	var spans []trace.Span
+	if in.tracer != nil {
+		spans = make([]trace.Span, len(entries))
+	}
 	var dead []jetstream.PubAckFuture
 	now := time.Now().UTC()
 	// Whether storage may be tried is asked once, at the first event to store, so a
@@ -332,10 +344,18 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 				en.ev.Extensions[ServiceExtension] = req.principal.Service
 			}
 		}
+		if spans != nil {
+			if en.ev.Extensions == nil {
+				en.ev.Extensions = make(map[string]string, 2)
+			}
+			spans[i] = telemetry.StartPublish(in.tracer, en.ev.Extensions, telemetry.Event{ID: en.ev.ID, Type: en.ev.Type,
+				Source: en.ev.Source, SpecVersion: en.ev.SpecVersion, Subject: en.ev.Subject, Destination: en.ev.NATSSubject(), BodySize: len(en.ev.Data)})
+		}
 		msg := &nats.Msg{Subject: en.ev.NATSSubject(), Header: en.ev.Header(), Data: en.ev.Data}
 		f, err := in.js.PublishMsgAsync(msg, jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
 		if err != nil {
 			resp.Entries[i] = unavailable(en.ev.ID, err)
+			endSpan(spans, i, err)
 			continue
 		}
 		futures[i] = f
@@ -345,6 +365,7 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 			continue
 		}
 		ack, err := waitAck(ctx, f)
+		endSpan(spans, i, err)
 		if err != nil {
 			in.log.Error("storing event failed", "id", entries[i].ev.ID, "type", entries[i].ev.Type, "error", err)
 			in.storage.failed(err, time.Now())
@@ -361,6 +382,18 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 		}
 	}
 	return resp
+}
+
+// endSpan ends the producer span of entry i, if tracing made one, with the store's outcome.
+func endSpan(spans []trace.Span, i int, err error) {
+	if spans == nil || spans[i] == nil {
+		return
+	}
+	if err != nil {
+		spans[i].RecordError(err)
+		spans[i].SetStatus(codes.Error, "not stored")
+	}
+	spans[i].End()
 }
 
 // deadLetter starts writing the DLQ record of one rejected entry.

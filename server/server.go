@@ -22,6 +22,7 @@ import (
 	"github.com/jetmesh/jetmesh/lookup"
 	"github.com/jetmesh/jetmesh/replay"
 	"github.com/jetmesh/jetmesh/rules"
+	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/jetmesh/jetmesh/schemas"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -156,7 +157,21 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("schema registry: %w", err)
 	}
-	ingressOpts := []ingress.Option{ingress.WithMetrics(ingress.NewMetrics(reg)), ingress.WithValidator(live)}
+	tracer, stopTracing, err := telemetry.Setup(ctx, "jetmesh-server", s.cfg.Version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flush); err != nil {
+			s.log.Warn("flushing traces failed", "error", err)
+		}
+	}()
+	if tracer != nil {
+		s.log.Info("tracing on: a producer span per stored event, exported over OTLP")
+	}
+	ingressOpts := []ingress.Option{ingress.WithMetrics(ingress.NewMetrics(reg)), ingress.WithValidator(live), ingress.WithTracer(tracer)}
 	if s.issuer != nil {
 		dir, err := s.startAuth(ctx, ingressCtx, nc, js, &wg)
 		if err != nil {

@@ -18,9 +18,11 @@ import (
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/kvwatch"
 	"github.com/jetmesh/jetmesh/presence"
+	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -51,6 +53,9 @@ type Sidecar struct {
 	js jetstream.JetStream
 	// conn is nc for Status, which may be called from any goroutine at any time.
 	conn atomic.Pointer[nats.Conn]
+
+	// tracer makes a span per delivery attempt; nil with tracing off.
+	tracer trace.Tracer
 
 	// changed asks for a heartbeat now: the rules delivered changed.
 	changed chan struct{}
@@ -123,6 +128,19 @@ func (s *Sidecar) Addr() string { return s.ln.Addr().String() }
 // Run connects to NATS (retrying forever), delivers and serves until ctx ends, then stops
 // pulling, gives requests in flight the grace period, flushes acks and returns.
 func (s *Sidecar) Run(ctx context.Context) error {
+	tracer, stopTracing, err := telemetry.Setup(ctx, "jetmesh-sidecar", s.cfg.Version)
+	if err != nil {
+		_ = s.ln.Close()
+		return fmt.Errorf("%w: tracing: %w", ErrConfig, err)
+	}
+	s.tracer = tracer
+	defer func() {
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flush); err != nil {
+			s.log.Warn("flushing traces failed", "error", err)
+		}
+	}()
 	var credOpts []nats.Option
 	if s.cfg.Creds != "" {
 		creds, err := auth.ReadCredentials(s.cfg.Creds)
@@ -253,7 +271,7 @@ func (s *Sidecar) apply(ctx context.Context, snap kvwatch.Snapshot) {
 		abortCtx, abort := context.WithCancel(context.Background())
 		d, err := delivery.New(s.js, r, target, s.log, delivery.WithMetrics(s.metrics), delivery.WithGate(s.gate),
 			delivery.WithOrigin("sidecar/"+s.cfg.Service), delivery.WithAbort(abortCtx),
-			delivery.WithUnreachableHold(s.cfg.HoldUnreachable.Std()))
+			delivery.WithUnreachableHold(s.cfg.HoldUnreachable.Std()), delivery.WithTracer(s.tracer))
 		if err != nil {
 			abort()
 			s.log.Error("a stored rule is invalid; its delivery is left as it is", "rule", name, "error", err)
