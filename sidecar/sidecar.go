@@ -18,13 +18,13 @@ import (
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/kvwatch"
 	"github.com/jetmesh/jetmesh/presence"
-	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/jetmesh/jetmesh/rules"
+	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // resync is how often the rules bucket is read afresh, bounding how long a change the
