@@ -94,6 +94,7 @@ server refuses to listen beyond loopback unless --insecure says so.`,
 	f.StringVar(&flags.Cluster.Name, "cluster-name", "", "cluster name, the same on every node")
 	f.StringSliceVar(&flags.Cluster.Routes, "routes", nil, "route URLs of every node, comma-separated (nats-route://host:6222,...)")
 	f.IntVar(&flags.Streams.Replicas, "replicas", flags.Streams.Replicas, "stream replicas: 1 single node, 3 in a cluster")
+	f.BoolVar(&flags.Console, "console", flags.Console, "serve the web console at /console/ on the HTTP address (--console=false turns it off)")
 	f.BoolVar(&flags.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; much slower)")
 	f.Var(&flags.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on SIGTERM")
 	f.IntVar(&flags.Ingress.MaxEventBytes, "max-event-bytes", flags.Ingress.MaxEventBytes, "largest event accepted, in bytes")
@@ -115,6 +116,7 @@ func applyChanged(cmd *cobra.Command, cfg, flags *server.Config) {
 		"nats":               func() { cfg.NATSAddr = flags.NATSAddr },
 		"nats-url":           func() { cfg.NATSURL = flags.NATSURL },
 		"http":               func() { cfg.HTTPAddr = flags.HTTPAddr },
+		"console":            func() { cfg.Console = flags.Console },
 		"monitor":            func() { cfg.MonitorAddr = flags.MonitorAddr },
 		"name":               func() { cfg.Name = flags.Name },
 		"cluster":            func() { cfg.Cluster.Listen = flags.Cluster.Listen },

@@ -35,6 +35,8 @@ type Config struct {
 	NATSURL string `yaml:"natsURL"`
 	// HTTPAddr serves POST /v1/events, /healthz and /readyz. Port 0 picks a free port.
 	HTTPAddr string `yaml:"http"`
+	// Console serves the web console at /console/ on the HTTP address.
+	Console bool `yaml:"console"`
 	// MonitorAddr serves the NATS monitoring endpoints (/varz, /jsz, ...); empty disables.
 	MonitorAddr string `yaml:"monitor"`
 	// Name is the server's name in NATS; defaults to the host name.
@@ -203,6 +205,7 @@ func DefaultConfig() Config {
 		DataDir:         "./data",
 		NATSAddr:        "127.0.0.1:4222",
 		HTTPAddr:        "127.0.0.1:8080",
+		Console:         true,
 		ShutdownTimeout: duration.Duration(15 * time.Second),
 		Streams:         bus.DefaultStreamsConfig(),
 		Ingress:         ingress.DefaultConfig(),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/console"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/lookup"
 	"github.com/jetmesh/jetmesh/replay"
@@ -104,11 +105,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.httpAddr = ln.Addr().String()
 	var ing atomic.Pointer[ingress.Ingress]
+	var web atomic.Pointer[http.Handler] // the console, once the server is up
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jetmesh_server_ready",
 		Help: "1 while the server takes events (what /readyz says), 0 while starting, draining, cut off from NATS or with failing storage."},
 		func() float64 { return boolGauge(s.unready(nc, ing.Load()) == "") }))
 	httpSrv := &http.Server{
-		Handler:           s.requireClientCert(s.routes(&ing, nc, reg)),
+		Handler:           s.requireClientCert(s.routes(&ing, &web, nc, reg)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -172,12 +174,22 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("tracing on: a producer span per stored event, exported over OTLP")
 	}
 	ingressOpts := []ingress.Option{ingress.WithMetrics(ingress.NewMetrics(reg)), ingress.WithValidator(live), ingress.WithTracer(tracer)}
+	var principals *auth.Directory
 	if s.issuer != nil {
 		dir, err := s.startAuth(ctx, ingressCtx, nc, js, &wg)
 		if err != nil {
 			return err
 		}
+		principals = dir
 		ingressOpts = append(ingressOpts, ingress.WithPrincipals(dir))
+	}
+	if s.cfg.Console {
+		c, err := console.New(js, principals, s.log.With("component", "console"))
+		if err != nil {
+			return err
+		}
+		h := c.Handler()
+		web.Store(&h)
 	}
 	in, err := ingress.New(nc, s.cfg.Ingress, s.log.With("component", "ingress"), ingressOpts...)
 	if err != nil {
@@ -383,8 +395,19 @@ func monitorURL(ns *natsserver.Server) string {
 	return "off"
 }
 
-func (s *Server) routes(ing *atomic.Pointer[ingress.Ingress], nc *nats.Conn, reg *prometheus.Registry) http.Handler {
+func (s *Server) routes(ing *atomic.Pointer[ingress.Ingress], web *atomic.Pointer[http.Handler], nc *nats.Conn, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	if s.cfg.Console {
+		mux.HandleFunc(console.Prefix, func(w http.ResponseWriter, r *http.Request) {
+			if h := web.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "jetmesh is starting; the console comes up with it", http.StatusServiceUnavailable)
+		})
+		mux.Handle("GET /console", http.RedirectHandler(console.Prefix, http.StatusMovedPermanently))
+	}
 	mux.HandleFunc("/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		if in := ing.Load(); in != nil {
 			in.ServeHTTP(w, r)
