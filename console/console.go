@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/auth"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -38,6 +39,7 @@ const cookieName = "jetmesh_console"
 
 // Console serves the pages.
 type Console struct {
+	nc         *nats.Conn
 	js         jetstream.JetStream
 	principals *auth.Directory
 	log        *slog.Logger
@@ -47,15 +49,20 @@ type Console struct {
 	live time.Duration
 }
 
-// New returns the console over js. principals, when set, turns access control on.
-func New(js jetstream.JetStream, principals *auth.Directory, log *slog.Logger) (*Console, error) {
+// New returns the console over nc (the server's own connection). principals, when set,
+// turns access control on.
+func New(nc *nats.Conn, principals *auth.Directory, log *slog.Logger) (*Console, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
 	tmpl, err := template.New("").Funcs(funcs).ParseFS(files, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &Console{js: js, principals: principals, log: log, tmpl: tmpl, csrfKey: key, live: 2 * time.Second}, nil
+	return &Console{nc: nc, js: js, principals: principals, log: log, tmpl: tmpl, csrfKey: key, live: 2 * time.Second}, nil
 }
 
 // Handler serves everything under Prefix.
@@ -72,6 +79,18 @@ func (c *Console) Handler() http.Handler {
 	mux.Handle("POST "+Prefix+"rules/test", c.viewer(c.testPattern))
 	mux.Handle("POST "+Prefix+"rules/{name}/pause", c.admin(c.pauseRule))
 	mux.Handle("POST "+Prefix+"rules/{name}/resume", c.admin(c.resumeRule))
+	mux.Handle("GET "+Prefix+"dlq", c.viewer(c.dlqPage))
+	mux.Handle("GET "+Prefix+"dlq/{seq}", c.viewer(c.dlqRecord))
+	mux.Handle("POST "+Prefix+"dlq/redrive", c.admin(c.redrive))
+	mux.Handle("GET "+Prefix+"events", c.viewer(c.explorer))
+	mux.Handle("GET "+Prefix+"tail", c.viewer(c.tail))
+	mux.Handle("GET "+Prefix+"replays", c.viewer(c.replaysPage))
+	mux.Handle("POST "+Prefix+"replays", c.admin(c.startReplay))
+	mux.Handle("POST "+Prefix+"replays/{id}/cancel", c.admin(c.cancelReplay))
+	mux.Handle("GET "+Prefix+"publish", c.viewer(c.publishPage))
+	mux.Handle("POST "+Prefix+"publish", c.admin(c.publish))
+	mux.Handle("GET "+Prefix+"types", c.viewer(c.typesPage))
+	mux.Handle("GET "+Prefix+"services", c.viewer(c.servicesPage))
 	return securityHeaders(mux)
 }
 

@@ -184,7 +184,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ingressOpts = append(ingressOpts, ingress.WithPrincipals(dir))
 	}
 	if s.cfg.Console {
-		c, err := console.New(js, principals, s.log.With("component", "console"))
+		c, err := console.New(nc, principals, s.log.With("component", "console"))
 		if err != nil {
 			return err
 		}

@@ -25,3 +25,26 @@
     state.className = "muted";
   };
 })();
+
+// The explorer's live tail: each stored event arrives as a rendered table row.
+(function () {
+  "use strict";
+  var rows = document.getElementById("tail-rows");
+  if (!rows || !window.EventSource) {
+    return;
+  }
+  var state = document.getElementById("tail-state");
+  var source = new EventSource(rows.getAttribute("data-tail"));
+  var count = 0;
+  source.onmessage = function (e) {
+    rows.insertAdjacentHTML("beforeend", e.data);
+    count++;
+    state.textContent = count + " event(s) so far";
+    if (rows.rows.length > 201) {
+      rows.deleteRow(1);
+    }
+  };
+  source.onerror = function () {
+    state.textContent = "reconnecting…";
+  };
+})();
