@@ -23,6 +23,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/rules"
+	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/jetmesh/jetmesh/server"
 )
 
@@ -138,6 +139,17 @@ func startBus(t *testing.T) (base string, js jetstream.JetStream) {
 			t.Fatal("the rule consumers were not created")
 		}
 	}
+	reg, err := schemas.OpenRegistry(cctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = reg.Push(cctx, []schemas.Document{
+		{Type: "orders.created", Version: 1, Raw: []byte(`{"type":"object","properties":{"total":{"type":"number"}},"required":["total"]}`)},
+		{Type: "orders.created", Version: 2, Raw: []byte(`{"type":"object","properties":{"total":{"type":"number"},"coupon":{"type":"string"}},"required":["total","coupon"]}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	publish(t, base, 5)
 	return base, js
 }
@@ -149,7 +161,7 @@ func publish(t *testing.T, base string, n int) {
 	var entries []string
 	for range n {
 		published++
-		entries = append(entries, fmt.Sprintf(`{"specversion":"1.0","id":"o-%d","source":"/shop","type":"orders.created","data":{"total":%d}}`, published, 50+published*20))
+		entries = append(entries, fmt.Sprintf(`{"specversion":"1.0","id":"o-%d","source":"/shop","type":"orders.created","data":{"total":%d,"coupon":"C"}}`, published, 50+published*20))
 	}
 	res, err := http.Post(base+"/v1/events", "application/cloudevents-batch+json", strings.NewReader("["+strings.Join(entries, ",")+"]"))
 	if err != nil {
@@ -251,6 +263,76 @@ func TestConsoleInBrowser(t *testing.T) {
 	if c, err = js.Consumer(context.Background(), bus.EventsStream, "rule-billing"); err != nil || c.CachedInfo().Paused {
 		t.Errorf("Resume in the page did not resume the consumer: %v", err)
 	}
+
+	// Services and event types.
+	do(chromedp.Navigate(base+"/console/services"), chromedp.WaitVisible("#delivery"))
+	if got := text("#delivery"); !strings.Contains(got, "billing") {
+		t.Errorf("the services page: %q", got)
+	}
+	shoot(t, ctx, "services")
+	do(chromedp.Navigate(base+"/console/types?type=orders.created&v=2&against=1"), chromedp.WaitVisible("#diff"))
+	if got := text("#diff"); !strings.Contains(got, "required") {
+		t.Errorf("the diff of v1 and v2 does not name the new required property: %q", got)
+	}
+	if got := text("#types"); !strings.Contains(got, "orders.created") || !strings.Contains(got, "v2") {
+		t.Errorf("the types list: %q", got)
+	}
+	shoot(t, ctx, "types")
+
+	// Publish a test event from the page: it is validated, stored and matched.
+	do(chromedp.Navigate(base+"/console/publish"),
+		chromedp.SetValue("#ptype", "orders.created"),
+		chromedp.SetValue("#pid", "from-console"),
+		chromedp.SetValue("#pdata", `{"total": 500, "coupon": "X"}`),
+		chromedp.Click("form button[type=submit]"),
+		chromedp.WaitVisible("#publish-result"))
+	if got := text("#publish-result"); !strings.Contains(got, "Stored as EVENTS") || !strings.Contains(got, "billing") || strings.Contains(got, "audit") {
+		t.Errorf("after publishing: %q", got)
+	}
+	shoot(t, ctx, "publish")
+	do(chromedp.Navigate(base+"/console/publish"),
+		chromedp.SetValue("#ptype", "orders.created"),
+		chromedp.SetValue("#pdata", `{"total": "lots"}`),
+		chromedp.Click("form button[type=submit]"),
+		chromedp.WaitVisible("#publish-result"))
+	if got := text("#publish-result"); !strings.Contains(got, "schema_invalid") {
+		t.Errorf("an invalid test event: %q", got)
+	}
+
+	// The explorer finds it and says where it is; the live tail shows new events.
+	do(chromedp.Navigate(base+"/console/events?id=from-console"), chromedp.WaitVisible("#where"))
+	if got := text("#where"); !strings.Contains(got, "billing") || !strings.Contains(got, "waiting") {
+		t.Errorf("where the event is: %q", got)
+	}
+	shoot(t, ctx, "explorer")
+	do(chromedp.Navigate(base+"/console/events?tail=orders.>"), chromedp.WaitVisible("#tail-rows"))
+	waitText(t, text, "#tail-state", "Tailing")
+	publish(t, base, 1)
+	waitText(t, text, "#tail-rows", fmt.Sprintf("o-%d", published))
+
+	// DLQ: the rejected test event, redriven from the page (rejected again: still invalid).
+	do(chromedp.Navigate(base+"/console/dlq"), chromedp.WaitVisible("#records"))
+	if got := text("#records"); !strings.Contains(got, "schema_invalid") {
+		t.Fatalf("the DLQ page: %q", got)
+	}
+	shoot(t, ctx, "dlq")
+	do(chromedp.Click("#records input[type=checkbox]"), chromedp.Click("#redrive"))
+	waitText(t, text, "#flash", "1 rejected again")
+	do(chromedp.Click("#records a"), chromedp.WaitVisible("main .card"))
+	if got := text("main"); !strings.Contains(strings.ToLower(got), "original body") || !strings.Contains(got, "redriven from") {
+		t.Errorf("a DLQ record's page: %q", got)
+	}
+
+	// Replays: start one from the page and see it listed.
+	do(chromedp.Navigate(base+"/console/replays"),
+		chromedp.SetValue("#replay-rule", "audit"),
+		chromedp.SetValue("#from", "10m"),
+		chromedp.Click("#start button[type=submit]"))
+	waitText(t, text, "#flash", "Started replay")
+	do(chromedp.Navigate(base+"/console/replays"))
+	waitText(t, text, "#replays", "audit")
+	shoot(t, ctx, "replays")
+
 	if p := problems(); len(p) > 0 {
 		t.Errorf("the pages logged errors: %v", p)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/ingress"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/jsonx"
 	"github.com/jetmesh/jetmesh/lookup"
 	"github.com/jetmesh/jetmesh/replay"
 	"github.com/jetmesh/jetmesh/rules"
@@ -58,6 +59,7 @@ func redirectDone(w http.ResponseWriter, r *http.Request, path, msg string) {
 
 type dlqRow struct {
 	dlq.Stored
+	At                 time.Time // when the DLQ stored it
 	EventID, EventType string
 	Mark               *dlq.Mark
 }
@@ -98,7 +100,7 @@ func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request, u who) {
 	}
 	slices.Reverse(records) // newest first
 	for _, rec := range records {
-		row := dlqRow{Stored: rec}
+		row := dlqRow{Stored: rec, At: rec.Stored}
 		row.EventID, row.EventType = rec.Record.EventRef()
 		if m, ok := marks[rec.Seq]; ok {
 			row.Mark = &m
@@ -115,6 +117,7 @@ func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request, u who) {
 
 type recordData struct {
 	dlq.Stored
+	At                 time.Time
 	EventID, EventType string
 	Mark               *dlq.Mark
 	Headers            [][2]string
@@ -134,7 +137,7 @@ func (c *Console) dlqRecord(w http.ResponseWriter, r *http.Request, u who) {
 		c.fail(w, r, u, http.StatusNotFound, err.Error())
 		return
 	}
-	d := recordData{Stored: *rec, Body: renderBody(rec.Record.Body)}
+	d := recordData{Stored: *rec, At: rec.Stored, Body: renderBody(rec.Record.Body)}
 	d.EventID, d.EventType = rec.Record.EventRef()
 	if marks, err := dlq.Marks(ctx, c.js, []uint64{seq}); err == nil {
 		if m, ok := marks[seq]; ok {
@@ -297,7 +300,7 @@ func (c *Console) tail(w http.ResponseWriter, r *http.Request, _ who) {
 	go func() { <-ctx.Done(); iter.Stop() }()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprint(w, ": tailing\n\n")
+	fmt.Fprint(w, "event: ready\ndata: subscribed\n\n") // the page says so: events from now on appear
 	flusher.Flush()
 	for {
 		m, err := iter.Next()
@@ -449,8 +452,7 @@ func (c *Console) publish(w http.ResponseWriter, r *http.Request, u who) {
 		d.Result = &resp.Entries[0]
 	}
 	if rs, err := c.ruleNames(r); err == nil {
-		var structured map[string]any
-		_ = json.Unmarshal(body, &structured)
+		structured, _ := jsonx.Decode(body)
 		for _, rule := range rs {
 			if pat, err := rule.Compile(); err == nil && pat.Match(rules.ExpandDottedKeys(structured).(map[string]any)) {
 				d.Matches = append(d.Matches, rule.Name)

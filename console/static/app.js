@@ -36,6 +36,9 @@
   var state = document.getElementById("tail-state");
   var source = new EventSource(rows.getAttribute("data-tail"));
   var count = 0;
+  source.addEventListener("ready", function () {
+    state.textContent = "Tailing: events stored from now on appear below.";
+  });
   source.onmessage = function (e) {
     rows.insertAdjacentHTML("beforeend", e.data);
     count++;
