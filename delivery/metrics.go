@@ -1,7 +1,10 @@
 package delivery
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the delivery counters, labelled by rule. One Metrics serves every deliverer
@@ -35,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jetmesh_delivery_request_seconds",
 			Help:    "Time from sending an event to the handler to its answer, per rule.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: RequestBuckets,
 		}, []string{"rule"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "jetmesh_delivery_end_to_end_seconds",
@@ -54,6 +57,89 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.results, m.duration, m.latency, m.inFlight, m.dlqFail)
 	return m
+}
+
+// RequestBuckets are the upper bounds, in seconds, of jetmesh_delivery_request_seconds.
+var RequestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// Counts are one rule's delivery counters at a moment: results by kind, and handler
+// request durations per bucket of RequestBuckets (the last one past the largest bound).
+type Counts struct {
+	Results map[string]uint64 `json:"results"`
+	Buckets []uint64          `json:"buckets"`
+}
+
+// Sub is what happened between an earlier reading and c.
+func (c Counts) Sub(earlier Counts) Counts {
+	out := Counts{Results: map[string]uint64{}, Buckets: make([]uint64, len(c.Buckets))}
+	for k, v := range c.Results {
+		if d := v - earlier.Results[k]; v >= earlier.Results[k] && d > 0 {
+			out.Results[k] = d
+		}
+	}
+	for i, v := range c.Buckets {
+		if i < len(earlier.Buckets) && v >= earlier.Buckets[i] {
+			out.Buckets[i] = v - earlier.Buckets[i]
+		} else {
+			out.Buckets[i] = v
+		}
+	}
+	return out
+}
+
+// Counts reads one rule's counters, for a sidecar's heartbeat.
+func (m *Metrics) Counts(rule string) Counts {
+	c := Counts{Results: map[string]uint64{}, Buckets: make([]uint64, len(RequestBuckets)+1)}
+	if m == nil {
+		return c
+	}
+	for _, r := range allResults {
+		var d dto.Metric
+		if m.results.WithLabelValues(rule, r).Write(&d) == nil && d.GetCounter().GetValue() > 0 {
+			c.Results[r] = uint64(d.GetCounter().GetValue())
+		}
+	}
+	var d dto.Metric
+	if h, ok := m.duration.WithLabelValues(rule).(prometheus.Metric); ok && h.Write(&d) == nil {
+		prev := uint64(0)
+		for i, b := range d.GetHistogram().GetBucket() {
+			if i < len(RequestBuckets) {
+				c.Buckets[i] = b.GetCumulativeCount() - prev
+				prev = b.GetCumulativeCount()
+			}
+		}
+		c.Buckets[len(RequestBuckets)] = d.GetHistogram().GetSampleCount() - prev
+	}
+	return c
+}
+
+// Quantile estimates the q-quantile of request durations from bucket counts, by linear
+// interpolation inside the bucket it falls in; 0 without requests.
+func Quantile(q float64, buckets []uint64) time.Duration {
+	var total uint64
+	for _, n := range buckets {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	var seen float64
+	for i, n := range buckets {
+		if seen+float64(n) >= rank && n > 0 {
+			if i >= len(RequestBuckets) {
+				return time.Duration(RequestBuckets[len(RequestBuckets)-1] * float64(time.Second))
+			}
+			lower := 0.0
+			if i > 0 {
+				lower = RequestBuckets[i-1]
+			}
+			frac := (rank - seen) / float64(n)
+			return time.Duration((lower + frac*(RequestBuckets[i]-lower)) * float64(time.Second))
+		}
+		seen += float64(n)
+	}
+	return time.Duration(RequestBuckets[len(RequestBuckets)-1] * float64(time.Second))
 }
 
 // Forget drops a removed rule's series.

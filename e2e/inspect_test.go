@@ -159,12 +159,19 @@ target: {service: billing}
 		}
 		ing, _ := rep["ingress"].(map[string]any)
 		svcs, _ := rep["services"].([]any)
-		return ing != nil && ing["acceptedPerMinute"].(float64) >= 3 && len(svcs) == 3
+		delivered := false
+		for _, r := range rep["rules"].([]any) {
+			if r := r.(map[string]any); r["name"] == "billing" && r["deliveredPerMinute"].(float64) > 0 && r["handlerP99Ns"].(float64) > 0 {
+				delivered = true
+			}
+		}
+		return ing != nil && ing["acceptedPerMinute"].(float64) >= 3 && len(svcs) == 3 && delivered
 	})
 	need := map[string][]string{
-		"nodes":    {"name", "version", "since", "ready", "ingressPerMinute"},
-		"streams":  {"name", "messages", "bytes", "maxBytes", "bytesPercent", "maxAgeNs", "oldestAgeNs", "agePercent", "leader", "replicas"},
-		"rules":    {"name", "service", "pending", "inFlight", "redelivered", "deadLetteredLastHour", "paused", "oldestUndeliveredNs", "sidecars"},
+		"nodes":   {"name", "version", "since", "ready", "ingressPerMinute"},
+		"streams": {"name", "messages", "bytes", "maxBytes", "bytesPercent", "maxAgeNs", "oldestAgeNs", "agePercent", "leader", "replicas"},
+		"rules": {"name", "service", "pending", "inFlight", "redelivered", "deadLetteredLastHour", "paused", "oldestUndeliveredNs", "sidecars",
+			"deliveredPerMinute", "errorsPerMinute", "handlerP50Ns", "handlerP99Ns"},
 		"services": {"name", "sidecars", "ready", "since", "versions"},
 	}
 	for section, fields := range need {
@@ -199,7 +206,7 @@ target: {service: billing}
 	if r := rules["billing"]; r["deadLetteredLastHour"] != float64(1) {
 		t.Errorf("status of billing: %v, want 1 dead-lettered in the last hour", r)
 	}
-	if r := rules["slow"]; r["inFlight"] != float64(1) {
+	if r := rules["slow"]; r["inFlight"] != float64(1) || r["errorsPerMinute"].(float64) <= 0 {
 		t.Errorf("status of slow: %v, want the retried event in flight", r)
 	}
 	problems, _ := json.Marshal(rep["problems"])

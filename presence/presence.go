@@ -50,6 +50,18 @@ type Sidecar struct {
 	// Rules maps each rule the sidecar delivers to its state: bound, waiting, paused,
 	// unreachable.
 	Rules map[string]string `json:"rules"`
+	// Delivery is what each rule's deliveries came to over the last minute (less while the
+	// sidecar has run less than that).
+	Delivery map[string]Delivery `json:"delivery,omitempty"`
+}
+
+// Delivery counts a rule's deliveries over a window: results by kind (delivered, retried,
+// dead_lettered, ...) and handler request durations per bucket of
+// delivery.RequestBuckets.
+type Delivery struct {
+	WindowSeconds float64           `json:"windowSeconds"`
+	Results       map[string]uint64 `json:"results"`
+	Buckets       []uint64          `json:"buckets"`
 }
 
 // NodeKey and SidecarKey are where heartbeats are kept.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/presence"
 	"github.com/jetmesh/jetmesh/rules"
@@ -81,8 +82,14 @@ type Rule struct {
 	// OldestUndelivered is the age of the oldest event not yet acknowledged; 0 if none.
 	OldestUndelivered time.Duration `json:"oldestUndeliveredNs"`
 	// Sidecars is how many sidecars of the service announce this rule.
-	Sidecars int    `json:"sidecars"`
-	Problem  string `json:"problem,omitempty"`
+	Sidecars int `json:"sidecars"`
+	// DeliveredPerMinute and ErrorsPerMinute (retried or dead-lettered) sum the sidecars'
+	// last minute; HandlerP50 and HandlerP99 estimate the handler's answer time over it.
+	DeliveredPerMinute float64       `json:"deliveredPerMinute"`
+	ErrorsPerMinute    float64       `json:"errorsPerMinute"`
+	HandlerP50         time.Duration `json:"handlerP50Ns"`
+	HandlerP99         time.Duration `json:"handlerP99Ns"`
+	Problem            string        `json:"problem,omitempty"`
 }
 
 // Service is the sidecars of one service.
@@ -263,11 +270,27 @@ func ruleStates(ctx context.Context, js jetstream.JetStream, sidecars []presence
 	out := make([]Rule, 0, len(rs))
 	for _, r := range rs {
 		st := Rule{Name: r.Name, Service: r.Target.Service}
+		var buckets []uint64
 		for _, sc := range sidecars {
-			if _, ok := sc.Rules[r.Name]; ok && sc.Service == r.Target.Service {
-				st.Sidecars++
+			if _, ok := sc.Rules[r.Name]; !ok || sc.Service != r.Target.Service {
+				continue
+			}
+			st.Sidecars++
+			d, ok := sc.Delivery[r.Name]
+			if !ok || d.WindowSeconds <= 0 {
+				continue
+			}
+			perMinute := 60 / d.WindowSeconds
+			st.DeliveredPerMinute += float64(d.Results["delivered"]) * perMinute
+			st.ErrorsPerMinute += float64(d.Results["retried"]+d.Results["dead_lettered"]) * perMinute
+			for i, n := range d.Buckets {
+				if i >= len(buckets) {
+					buckets = append(buckets, 0)
+				}
+				buckets[i] += n
 			}
 		}
+		st.HandlerP50, st.HandlerP99 = delivery.Quantile(0.5, buckets), delivery.Quantile(0.99, buckets)
 		c, err := events.Consumer(ctx, r.ConsumerName())
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			st.Problem = "no consumer yet (the server creates it)"
