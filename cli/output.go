@@ -82,17 +82,3 @@ func unsafeRune(r rune, keepNewlines bool) bool {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
-
-// humanBytes renders a byte count the way operators read disk use.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/internal/human"
 	"github.com/jetmesh/jetmesh/internal/pace"
 	"github.com/jetmesh/jetmesh/status"
 	"github.com/spf13/cobra"
@@ -110,7 +111,7 @@ func printStatus(w io.Writer, rep *status.Report) error {
 			}
 			reps = append(reps, r.Name+" "+state)
 		}
-		t.row(s.Name, s.Messages, humanBytes(s.Bytes), ofMax, s.OldestAge.Round(time.Second), fmt.Sprintf("%.1f%%", s.AgePercent), dash(s.Leader), dash(strings.Join(reps, ", ")))
+		t.row(s.Name, s.Messages, human.Bytes(s.Bytes), ofMax, s.OldestAge.Round(time.Second), fmt.Sprintf("%.1f%%", s.AgePercent), dash(s.Leader), dash(strings.Join(reps, ", ")))
 	}
 	if err := t.flush(); err != nil {
 		return err

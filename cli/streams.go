@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/internal/human"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -72,7 +73,7 @@ func newStreamsLsCmd(g *globals) *cobra.Command {
 			}
 			t := newTable(g.stdout, "NAME", "SUBJECTS", "MESSAGES", "SIZE", "FIRST", "LAST", "CONSUMERS", "MAX AGE")
 			for _, r := range rows {
-				t.row(r.Name, strings.Join(r.Subjects, ","), r.Messages, humanBytes(r.Bytes), r.FirstSeq, r.LastSeq, r.Consumers, r.MaxAge)
+				t.row(r.Name, strings.Join(r.Subjects, ","), r.Messages, human.Bytes(r.Bytes), r.FirstSeq, r.LastSeq, r.Consumers, r.MaxAge)
 			}
 			return t.flush()
 		},
@@ -121,7 +122,7 @@ func newStreamsInfoCmd(g *globals) *cobra.Command {
 			t.row("Max bytes", limit(c.MaxBytes))
 			t.row("Duplicate window", c.Duplicates)
 			t.row("Messages", s.Msgs)
-			t.row("Size", humanBytes(s.Bytes))
+			t.row("Size", human.Bytes(s.Bytes))
 			t.row("First", fmt.Sprintf("#%d %s", s.FirstSeq, stamp(s.FirstTime)))
 			t.row("Last", fmt.Sprintf("#%d %s", s.LastSeq, stamp(s.LastTime)))
 			t.row("Subjects stored", s.NumSubjects)
@@ -136,7 +137,7 @@ func limit(n int64) string {
 	if n < 0 {
 		return "unlimited"
 	}
-	return humanBytes(uint64(n))
+	return human.Bytes(uint64(n))
 }
 
 func stamp(t time.Time) string {

@@ -329,7 +329,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue("#from", "10m"),
 		chromedp.Click("#start button[type=submit]"))
 	waitText(t, text, "#flash", "Started replay")
-	do(chromedp.Navigate(base+"/console/replays"))
+	do(chromedp.Navigate(base + "/console/replays"))
 	waitText(t, text, "#replays", "audit")
 	shoot(t, ctx, "replays")
 

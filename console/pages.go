@@ -12,15 +12,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetmesh/jetmesh/internal/human"
 	"github.com/jetmesh/jetmesh/internal/jsonx"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/status"
 )
 
 var funcs = template.FuncMap{
-	"ago":      func(now, t time.Time) string { return human(now.Sub(t)) },
-	"duration": human,
-	"bytes":    humanBytes,
+	"ago":      func(now, t time.Time) string { return humanDuration(now.Sub(t)) },
+	"duration": humanDuration,
+	"bytes":    human.Bytes,
 	"percent":  func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
 	"json": func(v any) string {
 		b, _ := json.MarshalIndent(v, "", "  ")
@@ -29,7 +30,7 @@ var funcs = template.FuncMap{
 	"join": strings.Join,
 }
 
-func human(d time.Duration) string {
+func humanDuration(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "—"
@@ -43,19 +44,6 @@ func human(d time.Duration) string {
 		return fmt.Sprintf("%.1f h", d.Hours())
 	}
 	return fmt.Sprintf("%.0f days", math.Floor(d.Hours()/24))
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, u who) {
