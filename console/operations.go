@@ -471,6 +471,9 @@ type typesData struct {
 	Versions       []schemas.Document
 	Shown, Against *schemas.Document
 	Problems       schemas.Problems
+	// Diff goes from the older of the two versions to the newer.
+	Diff []diffLine
+	Older, Newer int
 }
 
 type typeRow struct {
@@ -520,6 +523,7 @@ func (c *Console) typesPage(w http.ResponseWriter, r *http.Request, u who) {
 						prev, next = next, prev
 					}
 					d.Problems = schemas.CheckCompatible(prev, next, cat)
+					d.Diff, d.Older, d.Newer = lineDiff(renderBody(prev.Raw), renderBody(next.Raw)), prev.Version, next.Version
 				}
 			}
 		}

@@ -3,8 +3,10 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,11 +16,13 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
 // otlpReceiver is an OTLP/HTTP trace endpoint that keeps what it is sent.
 type otlpReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
 	mu    sync.Mutex
 	spans []recordedSpan
 }
@@ -50,6 +54,19 @@ func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not an OTLP trace export", 400)
 		return
 	}
+	o.add(&req)
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	_, _ = io.Copy(w, bytes.NewReader(out))
+}
+
+// Export is the OTLP/gRPC trace service.
+func (o *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	o.add(req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func (o *otlpReceiver) add(req *coltracepb.ExportTraceServiceRequest) {
 	o.mu.Lock()
 	for _, rs := range req.ResourceSpans {
 		service := ""
@@ -80,9 +97,6 @@ func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	o.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	_, _ = io.Copy(w, bytes.NewReader(out))
 }
 
 func (o *otlpReceiver) find(service, name string) (recordedSpan, bool) {
@@ -157,4 +171,33 @@ func TestTracing(t *testing.T) {
 	if got := rec.lastHeader("traced-1").Get("Traceparent"); got != want {
 		t.Errorf("the handler got traceparent %q, want the delivery span's %q", got, want)
 	}
+}
+
+// TestTracingOverGRPC: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc the server and the sidecar
+// export over OTLP/gRPC instead.
+func TestTracingOverGRPC(t *testing.T) {
+	recv := &otlpReceiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(g, recv)
+	go func() { _ = g.Serve(ln) }()
+	t.Cleanup(g.Stop)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+
+	srv := startServer(t, t.TempDir(), anyType)
+	applyRules(t, srv, "name: billing\npattern: {type: [orders.created]}\ntarget: {service: billing}\n")
+	rec, url := newRecorder(t)
+	startSidecar(t, srv, "billing", url)
+	publishEvents(t, srv, "grpc", "orders.created", 1, func(int) string { return "{}" })
+	eventually(t, 10*time.Second, "the delivery", func() bool { return rec.count("grpc-00000") == 1 })
+	eventually(t, 15*time.Second, "both spans exported over gRPC", func() bool {
+		p, ok1 := recv.find("jetmesh-server", "send evt.orders.created")
+		c, ok2 := recv.find("jetmesh-sidecar", "process evt.orders.created")
+		return ok1 && ok2 && c.parent == p.id
+	})
 }
