@@ -131,8 +131,11 @@ func startBus(t *testing.T) (base string, js jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	base = "http://" + srv.HTTPAddr()
+	// Both rules start at new events: publish only once both consumers exist.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := js.Consumer(cctx, bus.EventsStream, "rule-billing"); err == nil {
+		_, err1 := js.Consumer(cctx, bus.EventsStream, "rule-billing")
+		_, err2 := js.Consumer(cctx, bus.EventsStream, "rule-audit")
+		if err1 == nil && err2 == nil {
 			break
 		}
 		if time.Now().After(deadline) {
