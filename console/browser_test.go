@@ -274,7 +274,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shoot(t, ctx, "services")
 	do(chromedp.Navigate(base+"/console/types?type=orders.created&v=2&against=1"), chromedp.WaitVisible("#diff"))
-	if got := text("#diff"); !strings.Contains(got, "required") || !strings.Contains(got, `+       "coupon"`) {
+	if got := text("#diff"); !strings.Contains(got, "required") || !strings.Contains(got, `+     "coupon"`) {
 		t.Errorf("the diff of v1 and v2 does not name the new required property: %q", got)
 	}
 	if got := text("#types"); !strings.Contains(got, "orders.created") || !strings.Contains(got, "v2") {
