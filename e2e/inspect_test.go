@@ -159,13 +159,14 @@ target: {service: billing}
 		}
 		ing, _ := rep["ingress"].(map[string]any)
 		svcs, _ := rep["services"].([]any)
-		delivered := false
+		// Each sidecar reports its rules' last minute in its own heartbeat.
+		delivered, failed := false, false
 		for _, r := range rep["rules"].([]any) {
-			if r := r.(map[string]any); r["name"] == "billing" && r["deliveredPerMinute"].(float64) > 0 && r["handlerP99Ns"].(float64) > 0 {
-				delivered = true
-			}
+			r := r.(map[string]any)
+			delivered = delivered || r["name"] == "billing" && r["deliveredPerMinute"].(float64) > 0 && r["handlerP99Ns"].(float64) > 0
+			failed = failed || r["name"] == "slow" && r["errorsPerMinute"].(float64) > 0
 		}
-		return ing != nil && ing["acceptedPerMinute"].(float64) >= 3 && len(svcs) == 3 && delivered
+		return ing != nil && ing["acceptedPerMinute"].(float64) >= 3 && len(svcs) == 3 && delivered && failed
 	})
 	need := map[string][]string{
 		"nodes":   {"name", "version", "since", "ready", "ingressPerMinute"},
