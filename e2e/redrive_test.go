@@ -81,16 +81,20 @@ target: {service: audit}
 		t.Fatalf("a dry run delivered: the handler saw %d requests, want the 12 failures", got)
 	}
 
-	// Killed halfway: 4 a second over 12 records, killed after about a third.
+	// Killed halfway: 4 a second over 12 records (3 s), killed once it has marked one.
 	p := startProc(t, "redrive", "dlq", "redrive", "--server", srv.natsURL(), "--rule", "billing", "--rate", "4")
-	time.Sleep(1500 * time.Millisecond)
-	p.kill()
-	redrivenBefore := 0
-	for _, r := range lsDLQ(t, srv, "--rule", "billing") {
-		if r.Redrive != nil {
-			redrivenBefore++
+	redriven := func() int {
+		n := 0
+		for _, r := range lsDLQ(t, srv, "--rule", "billing") {
+			if r.Redrive != nil {
+				n++
+			}
 		}
+		return n
 	}
+	eventually(t, 15*time.Second, "the redrive under way", func() bool { return redriven() > 0 })
+	p.kill()
+	redrivenBefore := redriven()
 	if redrivenBefore == 0 || redrivenBefore == 12 {
 		t.Fatalf("the killed redrive marked %d of 12 records; the test wants it stopped midway\n%s", redrivenBefore, p.log.String())
 	}
