@@ -472,7 +472,7 @@ type typesData struct {
 	Shown, Against *schemas.Document
 	Problems       schemas.Problems
 	// Diff goes from the older of the two versions to the newer.
-	Diff []diffLine
+	Diff         []diffLine
 	Older, Newer int
 }
 
