@@ -229,6 +229,9 @@ type page struct {
 	Flash  string
 	Error  string
 	Data   any
+	// Refresh reloads the page every so many seconds (0: never), for progress shown
+	// without a live stream.
+	Refresh int
 }
 
 func (c *Console) page(u who, nav, title string, data any) page {

@@ -355,6 +355,11 @@ func (c *Console) replaysPage(w http.ResponseWriter, r *http.Request, u who) {
 	}
 	p := c.page(u, "replays", "Replays", d)
 	p.Flash = r.URL.Query().Get("done")
+	for _, rp := range all {
+		if !rp.Finished() {
+			p.Refresh = 3 // follow the progress while a replay runs
+		}
+	}
 	c.render(w, r, http.StatusOK, "replays.html", p)
 }
 

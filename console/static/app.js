@@ -51,3 +51,19 @@
     state.textContent = "reconnecting…";
   };
 })();
+
+// Pages that show progress without a stream (replays) reload every few seconds, unless
+// the user is filling in a form.
+(function () {
+  "use strict";
+  var every = parseInt(document.body.getAttribute("data-refresh"), 10);
+  if (!every) {
+    return;
+  }
+  setInterval(function () {
+    var active = document.activeElement;
+    if (!active || active === document.body) {
+      location.reload();
+    }
+  }, every * 1000);
+})();
