@@ -34,9 +34,11 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 	case RoleSidecar:
 		perm.Pub.Allow.Add(IngressSubject(p.Name))
 		perm.Pub.Allow.Add(readBucket(bus.RulesBucket)...)
-		// Its own heartbeats, and notes of the events its rules retry (see delivery).
+		// Its own heartbeats, reading the others' (a rate-limited rule is shared out among
+		// the replicas delivering it), and notes of the events its rules retry.
+		perm.Pub.Allow.Add(readBucket(bus.PresenceBucket)...)
 		perm.Pub.Allow.Add(
-			"$JS.API.STREAM.INFO.KV_"+bus.PresenceBucket, "$KV."+bus.PresenceBucket+"."+SidecarPresencePrefix(p.Service)+">",
+			"$KV."+bus.PresenceBucket+"."+SidecarPresencePrefix(p.Service)+">",
 			"$JS.API.STREAM.INFO.KV_"+bus.RetriesBucket,
 		)
 		for _, r := range rs {

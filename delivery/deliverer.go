@@ -14,6 +14,7 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/pace"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/telemetry"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +46,9 @@ type Deliverer struct {
 	unreachableHold time.Duration
 	retries         *retryNotes
 	tracer          trace.Tracer
+	// rate is the rule's rateLimit in deliveries per second across every replica; 0 none.
+	rate     float64
+	replicas func() int
 }
 
 // Option tunes a Deliverer at construction.
@@ -59,6 +63,11 @@ func WithGate(g *Gate) Option { return func(d *Deliverer) { d.gate = g } }
 // WithTracer makes a consumer span per delivery attempt (see telemetry), whose
 // traceparent the handler receives; nil, the default, traces nothing.
 func WithTracer(t trace.Tracer) Option { return func(d *Deliverer) { d.tracer = t } }
+
+// WithReplicas tells a rate-limited deliverer how many replicas of the service deliver
+// the rule now (itself included): each takes its share of the rule's rateLimit. Without
+// it a deliverer takes the whole limit.
+func WithReplicas(count func() int) Option { return func(d *Deliverer) { d.replicas = count } }
 
 // WithOrigin names where DLQ records come from, such as "sidecar/billing".
 func WithOrigin(origin string) Option { return func(d *Deliverer) { d.origin = origin } }
@@ -96,6 +105,7 @@ func New(js jetstream.JetStream, rule rules.Rule, target Target, log *slog.Logge
 	for _, o := range opts {
 		o(d)
 	}
+	d.rate, _ = rule.Delivery.Rate() // Validate refused a bad one
 	d.m = d.metrics.forRule(rule.Name)
 	return d, nil
 }
@@ -160,7 +170,13 @@ func (d *Deliverer) Run(ctx context.Context) error {
 func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	n := d.rule.Delivery.MaxConcurrency
 	ackWait := cons.CachedInfo().Config.AckWait
-	iter, err := cons.Messages(jetstream.PullMaxMessages(n))
+	buffered := n
+	if d.rate > 0 {
+		// Hold at most about a second's worth: events wait here for the limit, and their
+		// ack wait runs meanwhile.
+		buffered = max(1, min(n, int(d.rate)))
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(buffered))
 	if err != nil {
 		return err
 	}
@@ -191,6 +207,7 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	var failed error
+	limit := d.newLimiter()
 	for {
 		sem <- struct{}{}
 		msg, err := iter.Next()
@@ -201,7 +218,7 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			break
 		}
-		if stopping.Err() != nil {
+		if stopping.Err() != nil || limit.wait(stopping) != nil {
 			d.release(msg)
 			<-sem
 			continue
@@ -477,4 +494,32 @@ func (b *backoff) sleep(ctx context.Context) {
 	case <-t.C:
 	}
 	b.next = min(2*b.next, 5*time.Second)
+}
+
+// limiter paces one deliverer to its share of the rule's rate limit: the limit divided
+// by the replicas delivering the rule now, followed as they come and go.
+type limiter struct {
+	total    float64
+	replicas func() int
+	n        int
+	pacer    *pace.Pacer
+}
+
+func (d *Deliverer) newLimiter() *limiter {
+	return &limiter{total: d.rate, replicas: d.replicas}
+}
+
+// wait returns when the next delivery may start, or ctx's error; at once without a limit.
+func (l *limiter) wait(ctx context.Context) error {
+	if l.total <= 0 {
+		return nil
+	}
+	n := 1
+	if l.replicas != nil {
+		n = max(1, l.replicas())
+	}
+	if n != l.n || l.pacer == nil {
+		l.n, l.pacer = n, pace.New(l.total/float64(n))
+	}
+	return l.pacer.Wait(ctx)
 }

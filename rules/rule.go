@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +62,23 @@ type Delivery struct {
 	MaxConcurrency int `json:"maxConcurrency,omitempty"`
 	// Ordered delivers strictly in stream order, one event at a time.
 	Ordered bool `json:"ordered,omitempty"`
+	// RateLimit caps deliveries across every replica of the service: "500/s", "30000/m",
+	// "1000/h". Empty: no cap.
+	RateLimit string `json:"rateLimit,omitempty"`
+}
+
+// Rate is RateLimit in deliveries per second; 0 without a limit.
+func (d Delivery) Rate() (float64, error) {
+	if d.RateLimit == "" {
+		return 0, nil
+	}
+	n, per, ok := strings.Cut(strings.ReplaceAll(d.RateLimit, " ", ""), "/")
+	count, err := strconv.ParseFloat(n, 64)
+	seconds := map[string]float64{"s": 1, "m": 60, "min": 60, "h": 3600}[per]
+	if !ok || err != nil || seconds == 0 || count <= 0 || math.IsInf(count, 0) || math.IsNaN(count) {
+		return 0, fmt.Errorf("delivery.rateLimit %q must be a positive number per s, m or h, like \"500/s\" or \"1000/m\"", d.RateLimit)
+	}
+	return count / seconds, nil
 }
 
 // Backoff is exponential: initial, times multiplier after each failure, capped at max.
@@ -164,6 +183,9 @@ func (r *Rule) Validate() error {
 	}
 	if d.MaxConcurrency < 1 || d.MaxConcurrency > maxConcurrencyLimit {
 		add("delivery.maxConcurrency must be between 1 and %d, got %d", maxConcurrencyLimit, d.MaxConcurrency)
+	}
+	if _, err := d.Rate(); err != nil {
+		add("%v", err)
 	}
 	if d.Ordered && d.MaxConcurrency != 1 {
 		add("delivery.ordered delivers one event at a time: leave maxConcurrency out or set it to 1, got %d", d.MaxConcurrency)

@@ -57,6 +57,9 @@ type Sidecar struct {
 	// tracer makes a span per delivery attempt; nil with tracing off.
 	tracer trace.Tracer
 
+	// replicas counts the sidecars delivering each rule, to share out rate limits.
+	replicas replicaCount
+
 	// changed asks for a heartbeat now: the rules delivered changed.
 	changed chan struct{}
 
@@ -193,6 +196,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.followRules(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.replicas.follow(ctx, js, s.cfg.Service) }()
 	since := time.Now().UTC()
 	instance := presence.Instance()
 	window := newDeliveryWindow(s.metrics, since)
@@ -272,7 +277,8 @@ func (s *Sidecar) apply(ctx context.Context, snap kvwatch.Snapshot) {
 		abortCtx, abort := context.WithCancel(context.Background())
 		d, err := delivery.New(s.js, r, target, s.log, delivery.WithMetrics(s.metrics), delivery.WithGate(s.gate),
 			delivery.WithOrigin("sidecar/"+s.cfg.Service), delivery.WithAbort(abortCtx),
-			delivery.WithUnreachableHold(s.cfg.HoldUnreachable.Std()), delivery.WithTracer(s.tracer))
+			delivery.WithUnreachableHold(s.cfg.HoldUnreachable.Std()), delivery.WithTracer(s.tracer),
+			delivery.WithReplicas(s.replicas.of(name)))
 		if err != nil {
 			abort()
 			s.log.Error("a stored rule is invalid; its delivery is left as it is", "rule", name, "error", err)
