@@ -5,6 +5,8 @@ package bus
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,6 +26,10 @@ const (
 	// deliveries (rule.<rule>.redrive.<dlq seq>) and replays (rule.<rule>.replay.<id>).
 	// Every rule's consumer takes its own rule.<rule>.> besides the subjects of its pattern.
 	DirectSubjects = "rule.>"
+	// ScheduledSubjects hold delayed events until they are due: one JetStream message
+	// schedule per event (sched.<hash of source and id>), which at the due time stores the
+	// event on its evt.<type> subject, where the rules see it, and removes the schedule.
+	ScheduledSubjects = "sched.>"
 	// IndexStream is the id index of EVENTS (see lookup): entries id hash → stream
 	// sequence, on IndexSubjects, written by each server's indexer.
 	IndexStream   = "EVENT_IDS"
@@ -61,6 +67,25 @@ const (
 	PresenceTTL      = 30 * time.Second
 	PresenceInterval = 5 * time.Second
 )
+
+// ScheduleSubject is where the event source/id waits until it is due: one subject per
+// event, since JetStream keeps one schedule per subject.
+func ScheduleSubject(source, id string) string {
+	sum := sha256.Sum256([]byte(source + "\n" + id))
+	return "sched." + hex.EncodeToString(sum[:16])
+}
+
+// Schedule turns msg, an event bound for its evt.<type> subject, into a JetStream message
+// schedule that stores it there at the time given.
+func Schedule(msg *nats.Msg, source, id string, at time.Time) *nats.Msg {
+	h := make(nats.Header, len(msg.Header)+2)
+	for k, v := range msg.Header {
+		h[k] = v
+	}
+	h.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
+	h.Set("Nats-Schedule-Target", msg.Subject)
+	return &nats.Msg{Subject: ScheduleSubject(source, id), Header: h, Data: msg.Data}
+}
 
 // DirectSubject is the subject of a copy of an event addressed to rule only: kind is
 // "redrive" or "replay", id the DLQ sequence or replay id.
@@ -143,7 +168,7 @@ func (c StreamsConfig) EventsConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        EventsStream,
 		Description: "jetmesh events, stored once; every rule is a consumer of this stream",
-		Subjects:    []string{EventsSubjects, DirectSubjects},
+		Subjects:    []string{EventsSubjects, DirectSubjects, ScheduledSubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
@@ -151,6 +176,8 @@ func (c StreamsConfig) EventsConfig() jetstream.StreamConfig {
 		MaxBytes:    maxBytes,
 		Duplicates:  c.DuplicateWindow.Std(),
 		Replicas:    c.Replicas,
+		// Delayed events (deliverat) are message schedules (nats-server 2.12+).
+		AllowMsgSchedules: true,
 	}
 }
 

@@ -19,6 +19,9 @@ type publishOptions struct {
 	id, typ, source, subject, data, contentType, dataSchema, eventTime string
 	extensions                                                         []string
 	timeout                                                            time.Duration
+	// deliverAt and delay set the deliverat extension: deliver no earlier than then.
+	deliverAt string
+	delay     time.Duration
 }
 
 func newPublishCmd(g *globals) *cobra.Command {
@@ -56,6 +59,8 @@ a duplicate, and nothing is trimmed, lower-cased or re-encoded on the way.`,
 	f.StringVar(&o.dataSchema, "dataschema", "", "dataschema URI")
 	f.StringVar(&o.eventTime, "time", "", "event time, RFC 3339 (default: when the server accepts it)")
 	f.StringArrayVar(&o.extensions, "ext", nil, "extension attribute NAME=VALUE (repeatable)")
+	f.StringVar(&o.deliverAt, "deliver-at", "", "store now, deliver no earlier than this RFC 3339 time (the deliverat extension)")
+	f.DurationVar(&o.delay, "delay", 0, "store now, deliver no earlier than this long from now (e.g. 30s, 2h)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the server's answer")
 	return cmd
 }
@@ -70,6 +75,16 @@ func runPublish(ctx context.Context, g *globals, o *publishOptions, stdin io.Rea
 	}
 	if o.id == "" {
 		o.id = event.NewID()
+	}
+	switch {
+	case o.deliverAt != "" && o.delay != 0:
+		return refused("give --deliver-at or --delay, not both")
+	case o.delay < 0:
+		return refused("--delay must not be negative")
+	case o.delay > 0:
+		o.extensions = append(o.extensions, event.DeliverAtExtension+"="+time.Now().Add(o.delay).UTC().Format(time.RFC3339Nano))
+	case o.deliverAt != "":
+		o.extensions = append(o.extensions, event.DeliverAtExtension+"="+o.deliverAt) // the ingress judges it
 	}
 	// The attributes travel exactly as given, in a structured event, and the ingress is the
 	// one judge of them: a bad event is refused (and dead-lettered) by the rules and the

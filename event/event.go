@@ -58,6 +58,17 @@ const (
 	RedriveExtension = "jetmeshredrive"
 )
 
+// DeliverAtExtension delays an event: it is stored at once and delivered to rules no
+// earlier than this RFC 3339 time (a time in the past means now).
+const DeliverAtExtension = "deliverat"
+
+// DeliverAt is when the event may be delivered; zero when it has no deliverat. Validate
+// has checked the format.
+func (e *Event) DeliverAt() time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, e.Extensions[DeliverAtExtension])
+	return t
+}
+
 // NATSSubject returns the subject the event is stored under: evt.<type>.
 func (e *Event) NATSSubject() string { return SubjectPrefix + e.Type }
 
@@ -115,6 +126,11 @@ func (e *Event) validate(checkData bool) error {
 	for name, value := range e.Extensions {
 		if err := checkExtension(name, value); err != nil {
 			return err
+		}
+	}
+	if v, ok := e.Extensions[DeliverAtExtension]; ok {
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			return invalid(DeliverAtExtension, RuleTimestamp, "must be an RFC 3339 time (fractional seconds allowed), like 2026-12-04T10:00:00Z, got %q", v)
 		}
 	}
 	if checkData && len(e.Data) > 0 && IsJSON(e.ContentType()) {

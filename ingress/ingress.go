@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/auth"
+	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/duration"
@@ -352,6 +353,9 @@ func (in *Ingress) store(ctx context.Context, req request, entries []entry) *Res
 				Source: en.ev.Source, SpecVersion: en.ev.SpecVersion, Subject: en.ev.Subject, Destination: en.ev.NATSSubject(), BodySize: len(en.ev.Data)})
 		}
 		msg := &nats.Msg{Subject: en.ev.NATSSubject(), Header: en.ev.Header(), Data: en.ev.Data}
+		if at := en.ev.DeliverAt(); at.After(now) {
+			msg = bus.Schedule(msg, en.ev.Source, en.ev.ID, at)
+		}
 		f, err := in.js.PublishMsgAsync(msg, jetstream.WithStallWait(in.cfg.PublishTimeout.Std()))
 		if err != nil {
 			resp.Entries[i] = unavailable(en.ev.ID, err)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
@@ -44,6 +45,9 @@ type Stored struct {
 	Data    []byte              `json:"-"`
 	// Principal is who published it (access control on), from jetmeshprincipal.
 	Principal string `json:"principal,omitempty"`
+	// ScheduledFor is set for a delayed event not yet due: it waits as a message schedule
+	// and reaches the rules at that time.
+	ScheduledFor time.Time `json:"scheduledFor,omitzero"`
 }
 
 // Stats say how the lookup went.
@@ -85,6 +89,21 @@ func Find(ctx context.Context, js jetstream.JetStream, q Query) ([]Stored, Stats
 	stats.Scanned = scanned
 	if err != nil {
 		return nil, stats, err
+	}
+	// Delayed events not yet due wait as schedules; fired ones are removed, so few remain.
+	waiting, scanned, err := scan(ctx, stream, bus.ScheduledSubjects, Query{ID: q.ID}, 1)
+	stats.Scanned += scanned
+	if err != nil {
+		return nil, stats, err
+	}
+	for _, w := range waiting {
+		if err := fill(ctx, stream, &w); err != nil {
+			continue // fired meanwhile: the scan of EVENTS or the index has it
+		}
+		if q.Type == "" || event.HeaderGet(w.Header, "Nats-Schedule-Target") == filter {
+			w.ScheduledFor, _ = time.Parse(time.RFC3339Nano, strings.TrimPrefix(event.HeaderGet(w.Header, "Nats-Schedule"), "@at "))
+			found = append(found, w)
+		}
 	}
 	slices.Sort(candidates)
 	for _, seq := range slices.Compact(candidates) {

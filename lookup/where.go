@@ -24,6 +24,7 @@ const (
 	StatePaused       = "paused"        // waiting behind a paused rule
 	StateNoConsumer   = "no_consumer"   // the rule's consumer does not exist (yet)
 	StateBefore       = "before_rule"   // stored before the rule's consumer started
+	StateScheduled    = "scheduled"     // a delayed event, not due yet
 )
 
 // RuleState is where an event stands for one rule that matches it.
@@ -55,6 +56,11 @@ func Where(ctx context.Context, js jetstream.JetStream, ev *Stored, rs []rules.R
 			continue
 		}
 		st := RuleState{Rule: r.Name, Service: r.Target.Service}
+		if !ev.ScheduledFor.IsZero() {
+			st.State, st.Detail = StateScheduled, "a delayed event: reaches the rule no earlier than "+ev.ScheduledFor.UTC().Format(time.RFC3339Nano)
+			out = append(out, st)
+			continue
+		}
 		if err := where(ctx, js, ev, id, r, &st); err != nil {
 			return nil, fmt.Errorf("rule %s: %w", r.Name, err)
 		}
