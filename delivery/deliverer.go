@@ -208,7 +208,10 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	var wg sync.WaitGroup
 	var failed error
 	limit := d.newLimiter()
-	for {
+	if b := d.rule.Delivery.Batch; b != nil {
+		failed = d.pumpBatches(stopping, iter, sem, &wg, limit, b.MaxEvents, b.MaxWait.Std(), ackWait)
+	}
+	for d.rule.Delivery.Batch == nil {
 		sem <- struct{}{}
 		msg, err := iter.Next()
 		if err != nil {
@@ -264,6 +267,19 @@ func (d *Deliverer) handle(stopping context.Context, msg jetstream.Msg, ackWait 
 	if res.Outcome != Unreachable {
 		d.reachable()
 	}
+	d.settleAttempt(msg, attempt, stored, res)
+}
+
+// settle acknowledges, retries or dead-letters one event by the result of its attempt.
+func (d *Deliverer) settle(msg jetstream.Msg, res Result) {
+	attempt, stored := 1, time.Time{}
+	if meta, err := msg.Metadata(); err == nil {
+		attempt, stored = int(meta.NumDelivered), meta.Timestamp
+	}
+	d.settleAttempt(msg, attempt, stored, res)
+}
+
+func (d *Deliverer) settleAttempt(msg jetstream.Msg, attempt int, stored time.Time, res Result) {
 	switch res.Outcome {
 	case Delivered:
 		_ = msg.Ack()

@@ -80,6 +80,9 @@ const maxAnswerBytes = 4 << 10
 // beyond it closing the connection is cheaper.
 const maxDiscardBytes = 64 << 10
 
+// maxBatchAnswerBytes bounds a batch answer: room for a status for each of 1,000 events.
+const maxBatchAnswerBytes = 256 << 10
+
 // HTTPTarget POSTs events to URL in CloudEvents HTTP binary mode. Set URL and Client
 // before the first Send and leave them alone after.
 type HTTPTarget struct {
@@ -106,10 +109,17 @@ func NewHTTPClient(conns int) *http.Client {
 
 // Send implements Target.
 func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data []byte) Result {
+	res, _ := t.post(ctx, header, data, true)
+	return res
+}
+
+// post sends one request: a stored event in binary mode (binary), or a body with the
+// given headers as they are. It returns the classified answer and the answer's body.
+func (t *HTTPTarget) post(ctx context.Context, header map[string][]string, data []byte, binary bool) (Result, []byte) {
 	// The URL is parsed once, not per event: http.NewRequest would parse it every time.
 	t.once.Do(func() { t.parsed, t.bad = url.Parse(t.URL) })
 	if t.bad != nil {
-		return Result{Outcome: Reject, Error: "target URL: " + t.bad.Error()}
+		return Result{Outcome: Reject, Error: "target URL: " + t.bad.Error()}, nil
 	}
 	req := (&http.Request{
 		Method: http.MethodPost, URL: t.parsed, Host: t.parsed.Host,
@@ -121,19 +131,29 @@ func (t *HTTPTarget) Send(ctx context.Context, header map[string][]string, data 
 	if len(data) == 0 {
 		req.Body, req.GetBody = http.NoBody, nil
 	}
-	SetBinaryHeaders(req.Header, header)
+	if binary {
+		SetBinaryHeaders(req.Header, header)
+	} else {
+		for k, v := range header {
+			req.Header[k] = v
+		}
+	}
 	telemetry.InjectHTTP(ctx, propagation.HeaderCarrier(req.Header)) // the delivery span's, when traced
 	resp, err := t.Client.Do(req)
 	if err != nil {
-		return transportFailure(ctx, err)
+		return transportFailure(ctx, err), nil
 	}
 	var answer []byte
 	if resp.ContentLength != 0 {
-		answer, _ = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+		limit := int64(maxAnswerBytes)
+		if !binary {
+			limit = maxBatchAnswerBytes // a status per event of the batch
+		}
+		answer, _ = io.ReadAll(io.LimitReader(resp.Body, limit))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscardBytes))
 	}
 	_ = resp.Body.Close()
-	return Classify(resp.StatusCode, resp.Header, answer, time.Now())
+	return Classify(resp.StatusCode, resp.Header, answer, time.Now()), answer
 }
 
 func transportFailure(ctx context.Context, err error) Result {

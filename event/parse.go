@@ -497,3 +497,43 @@ func sortedKeys(m map[string]string) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// FromStored rebuilds an event from its stored binary form (the headers Header writes,
+// and the data), for handlers that take structured events, such as batch delivery.
+// Nats-* headers are left out.
+func FromStored(h map[string][]string, data []byte) *Event {
+	e := &Event{Data: data}
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		v := vs[0]
+		switch lk {
+		case "ce-specversion":
+			e.SpecVersion = v
+		case "ce-id":
+			e.ID = v
+		case "ce-source":
+			e.Source = v
+		case "ce-type":
+			e.Type = v
+		case "ce-subject":
+			e.Subject = v
+		case "ce-time":
+			e.Time, _ = time.Parse(time.RFC3339Nano, v)
+		case "ce-dataschema":
+			e.DataSchema = v
+		case "content-type":
+			e.DataContentType = v
+		default:
+			if name, ok := strings.CutPrefix(lk, "ce-"); ok {
+				if e.Extensions == nil {
+					e.Extensions = map[string]string{}
+				}
+				e.Extensions[name] = v
+			}
+		}
+	}
+	return e
+}

@@ -65,7 +65,23 @@ type Delivery struct {
 	// RateLimit caps deliveries across every replica of the service: "500/s", "30000/m",
 	// "1000/h". Empty: no cap.
 	RateLimit string `json:"rateLimit,omitempty"`
+	// Batch delivers events in CloudEvents batches (application/cloudevents-batch+json):
+	// up to MaxEvents a request, sent once that many are ready or MaxWait has passed.
+	Batch *Batch `json:"batch,omitempty"`
 }
+
+// Batch is a rule's batch delivery.
+type Batch struct {
+	MaxEvents int               `json:"maxEvents"`
+	MaxWait   duration.Duration `json:"maxWait,omitempty"`
+}
+
+// Limits of batch delivery.
+const (
+	MaxBatchEvents      = 1000
+	DefaultBatchMaxWait = 20 * time.Millisecond
+	maxBatchWait        = 10 * time.Second
+)
 
 // Rate is RateLimit in deliveries per second; 0 without a limit.
 func (d Delivery) Rate() (float64, error) {
@@ -116,10 +132,17 @@ func (r *Rule) SetDefaults() {
 	if d.Timeout == 0 {
 		d.Timeout = duration.Duration(DefaultTimeout)
 	}
+	if d.Batch != nil && d.Batch.MaxWait == 0 {
+		d.Batch.MaxWait = duration.Duration(DefaultBatchMaxWait)
+	}
 	if d.MaxConcurrency == 0 {
 		d.MaxConcurrency = DefaultMaxConcurrency
 		if d.Ordered {
 			d.MaxConcurrency = 1
+		}
+		if d.Batch != nil && d.Batch.MaxEvents > 0 {
+			// Room for a batch being sent while the next one fills.
+			d.MaxConcurrency = min(maxConcurrencyLimit, max(d.MaxConcurrency, 2*d.Batch.MaxEvents))
 		}
 	}
 	if d.Backoff.Initial == 0 {
@@ -186,6 +209,19 @@ func (r *Rule) Validate() error {
 	}
 	if _, err := d.Rate(); err != nil {
 		add("%v", err)
+	}
+	if b := d.Batch; b != nil {
+		if b.MaxEvents < 1 || b.MaxEvents > MaxBatchEvents {
+			add("delivery.batch.maxEvents must be between 1 and %d, got %d", MaxBatchEvents, b.MaxEvents)
+		} else if d.MaxConcurrency < b.MaxEvents {
+			add("delivery.maxConcurrency (%d) counts events: it must be at least batch.maxEvents (%d)", d.MaxConcurrency, b.MaxEvents)
+		}
+		if b.MaxWait < 0 || b.MaxWait.Std() > maxBatchWait {
+			add("delivery.batch.maxWait must be between 0 and %s, got %s", maxBatchWait, b.MaxWait)
+		}
+		if d.Ordered {
+			add("delivery.batch with ordered is not supported yet: a partly failed batch would break the order")
+		}
 	}
 	if d.Ordered && d.MaxConcurrency != 1 {
 		add("delivery.ordered delivers one event at a time: leave maxConcurrency out or set it to 1, got %d", d.MaxConcurrency)
