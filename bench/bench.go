@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ import (
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/internal/pemfile"
 	"github.com/jetmesh/jetmesh/internal/testcerts"
 	"github.com/jetmesh/jetmesh/rules"
@@ -51,6 +53,9 @@ type Config struct {
 	// Publishers send concurrently at full speed, each Batch events per request.
 	Publishers int `json:"publishers"`
 	Batch      int `json:"batch"`
+	// DeliveryBatch, when set, also measures a rule with batch delivery of this many events
+	// a request (delivery.batch.maxEvents), beside the per-event rule, in the same run.
+	DeliveryBatch int `json:"deliveryBatch,omitempty"`
 	// Secure also measures jetmesh with access control and TLS on (bearer tokens over
 	// HTTPS, a sidecar with credentials over TLS), in the same run: the cost of security.
 	Secure bool `json:"secure"`
@@ -89,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch < 1 || c.Batch > 1000 {
 		errs = append(errs, fmt.Errorf("--batch must be between 1 and 1000, got %d", c.Batch))
+	}
+	if c.DeliveryBatch < 0 || c.DeliveryBatch > rules.MaxBatchEvents {
+		errs = append(errs, fmt.Errorf("--delivery-batch must be between 0 (off) and %d, got %d", rules.MaxBatchEvents, c.DeliveryBatch))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -136,8 +144,10 @@ func (r *Report) Find(path, mode string) (Result, bool) {
 
 // Paths measured, in order.
 const (
-	PathJetmesh   = "jetmesh"
-	PathJetStream = "jetstream"
+	PathJetmesh = "jetmesh"
+	// PathJetmeshBatch is jetmesh with batch delivery to the handler (--delivery-batch).
+	PathJetmeshBatch = "jetmesh-batch"
+	PathJetStream    = "jetstream"
 	// PathJetmeshSecure is jetmesh with access control and TLS on (Config.Secure).
 	PathJetmeshSecure = "jetmesh-secure"
 	PathHTTP          = "http"
@@ -181,6 +191,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{PathJetmesh, ModeFull, plain, plain.jetmeshFull, cfg.Events},
 		{PathJetmesh, ModeFixed, plain, plain.jetmeshFixed, fixedEvents},
 	}
+	if cfg.DeliveryBatch > 0 {
+		steps = append(steps, step{PathJetmeshBatch, ModeFull, plain, plain.jetmeshBatchFull, cfg.Events},
+			step{PathJetmeshBatch, ModeFixed, plain, plain.jetmeshBatchFixed, fixedEvents})
+	}
 	if cfg.Secure {
 		secure, err := setUp(ctx, cfg, filepath.Join(cfg.DataDir, "secure"), true)
 		if err != nil {
@@ -220,6 +234,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ratio("throughputVsJetStream", jf.EventsPerSec, sf.EventsPerSec)
 	ratio("p99VsHTTP", jx.P99, hx.P99)
 	ratio("p99VsJetStream", jx.P99, sx.P99)
+	if cfg.DeliveryBatch > 0 {
+		bf, _ := rep.Find(PathJetmeshBatch, ModeFull)
+		bx, _ := rep.Find(PathJetmeshBatch, ModeFixed)
+		ratio("batchThroughputVsPerEvent", bf.EventsPerSec, jf.EventsPerSec)
+		ratio("batchP99VsPerEvent", bx.P99, jx.P99)
+	}
 	if cfg.Secure {
 		qf, _ := rep.Find(PathJetmeshSecure, ModeFull)
 		qx, _ := rep.Find(PathJetmeshSecure, ModeFixed)
@@ -271,6 +291,9 @@ func (e *env) mintBenchPrincipals(ctx context.Context, dir string) (creds, token
 }
 
 const benchType = "bench.tick"
+
+// benchBatchType is what the batch-delivery rule takes (--delivery-batch).
+const benchBatchType = "bench.job"
 
 // benchSchema is the schema of the benchmark's events, so the ingress validates them the
 // way it validates production traffic.
@@ -361,7 +384,8 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	if err != nil {
 		return fail(err)
 	}
-	if err := reg.Push(ctx, []schemas.Document{{Type: benchType, Version: 1, Origin: "bench", Raw: []byte(benchSchema)}}); err != nil {
+	if err := reg.Push(ctx, []schemas.Document{{Type: benchType, Version: 1, Origin: "bench", Raw: []byte(benchSchema)},
+		{Type: benchBatchType, Version: 1, Origin: "bench", Raw: []byte(benchSchema)}}); err != nil {
 		return fail(err)
 	}
 	store, err := rules.OpenStore(ctx, e.js)
@@ -370,7 +394,14 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	}
 	rule := rules.Rule{Name: "bench", Pattern: []byte(`{"type":["` + benchType + `"]}`),
 		Target: rules.Target{Service: "bench", Path: "/"}, Delivery: rules.Delivery{MaxConcurrency: cfg.Concurrency}}
-	if _, err := store.Apply(ctx, []rules.Rule{rule}, rules.ApplyOptions{}); err != nil {
+	wanted := []rules.Rule{rule}
+	if cfg.DeliveryBatch > 0 {
+		wanted = append(wanted, rules.Rule{Name: "bench-batch", Pattern: []byte(`{"type":["` + benchBatchType + `"]}`),
+			Target: rules.Target{Service: "bench", Path: "/"}, Delivery: rules.Delivery{
+				MaxConcurrency: max(cfg.Concurrency, 4*cfg.DeliveryBatch),
+				Batch:          &rules.Batch{MaxEvents: cfg.DeliveryBatch, MaxWait: duration.Duration(20 * time.Millisecond)}}})
+	}
+	if _, err := store.Apply(ctx, wanted, rules.ApplyOptions{}); err != nil {
 		return fail(err)
 	}
 	sc := sidecar.DefaultConfig()
@@ -382,7 +413,7 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	}
 	wg.Go(func() { _ = side.Run(runCtx) })
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if st := side.Status(); st.Ready && st.Rules["bench"] == "bound" {
+		if st := side.Status(); st.Ready && st.Rules["bench"] == "bound" && (cfg.DeliveryBatch == 0 || st.Rules["bench-batch"] == "bound") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -432,11 +463,15 @@ func (e *env) post(ctx context.Context, contentType string, body []byte) (int, e
 
 // structured renders one event; sentat carries the send time to the handler as an
 // extension attribute (ce-sentat).
-func structured(id string, n int, sent time.Time) []byte {
+func structured(id string, n int, sent time.Time) []byte { return structuredOf(benchType, id, n, sent) }
+
+func structuredOf(typ, id string, n int, sent time.Time) []byte {
 	b := make([]byte, 0, 160)
 	b = append(b, `{"specversion":"1.0","id":"`...)
 	b = append(b, id...)
-	b = append(b, `","source":"/bench","type":"`+benchType+`","sentat":"`...)
+	b = append(b, `","source":"/bench","type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","sentat":"`...)
 	b = strconv.AppendInt(b, sent.UnixNano(), 10)
 	b = append(b, `","data":{"n":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
@@ -444,6 +479,23 @@ func structured(id string, n int, sent time.Time) []byte {
 }
 
 func (e *env) jetmeshFull(ctx context.Context, m *measure) error {
+	return e.publishFull(ctx, m, benchType)
+}
+
+func (e *env) jetmeshBatchFull(ctx context.Context, m *measure) error {
+	return e.publishFull(ctx, m, benchBatchType)
+}
+
+func (e *env) jetmeshFixed(ctx context.Context, m *measure) error {
+	return e.publishFixed(ctx, m, benchType)
+}
+
+func (e *env) jetmeshBatchFixed(ctx context.Context, m *measure) error {
+	return e.publishFixed(ctx, m, benchBatchType)
+}
+
+// publishFull publishes the measurement's events of type typ as fast as the publishers go.
+func (e *env) publishFull(ctx context.Context, m *measure, typ string) error {
 	return spread(e.cfg.Events, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
 		now := time.Now()
 		batch := make([]byte, 0, (to-from)*160)
@@ -452,7 +504,7 @@ func (e *env) jetmeshFull(ctx context.Context, m *measure) error {
 			if i > from {
 				batch = append(batch, ',')
 			}
-			batch = append(batch, structured(m.name+"-"+strconv.Itoa(i), i, now)...)
+			batch = append(batch, structuredOf(typ, m.name+"-"+strconv.Itoa(i), i, now)...)
 		}
 		batch = append(batch, ']')
 		code, err := e.post(ctx, "application/cloudevents-batch+json", batch)
@@ -463,9 +515,10 @@ func (e *env) jetmeshFull(ctx context.Context, m *measure) error {
 	})
 }
 
-func (e *env) jetmeshFixed(ctx context.Context, m *measure) error {
+// publishFixed publishes the measurement's events of type typ at the configured rate.
+func (e *env) publishFixed(ctx context.Context, m *measure, typ string) error {
 	return pace(ctx, e.cfg.Rate, m.want, 32, func(i int, due time.Time) error {
-		code, err := e.post(ctx, "application/cloudevents+json", structured(m.name+"-"+strconv.Itoa(i), i, due))
+		code, err := e.post(ctx, "application/cloudevents+json", structuredOf(typ, m.name+"-"+strconv.Itoa(i), i, due))
 		if err == nil && code != 200 {
 			err = fmt.Errorf("ingress answered %d", code)
 		}
@@ -656,6 +709,25 @@ func (s *sink) start(name string, want int) *measure {
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Content-Type") == delivery.MediaBatch {
+		var events []struct {
+			SentAt string `json:"sentat"`
+		}
+		raw, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(raw, &events) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if m := s.cur.Load(); m != nil {
+			for _, ev := range events {
+				if sent, err := strconv.ParseInt(ev.SentAt, 10, 64); err == nil {
+					m.arrived(sent)
+				}
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	_, _ = io.Copy(io.Discard, r.Body)
 	v := r.Header.Get("Ce-Sentat")
 	if sent, err := strconv.ParseInt(v, 10, 64); err == nil {

@@ -14,15 +14,16 @@ import (
 func TestRunSmall(t *testing.T) {
 	cfg := bench.DefaultConfig()
 	cfg.Events, cfg.Rate, cfg.Duration, cfg.Concurrency = 500, 1000, 300*time.Millisecond, 16
+	cfg.DeliveryBatch = 10
 	cfg.DataDir = t.TempDir()
 	rep, err := bench.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 6 {
+	if len(rep.Results) != 8 {
 		t.Fatalf("%d results", len(rep.Results))
 	}
-	for _, path := range []string{bench.PathJetmesh, bench.PathJetStream, bench.PathHTTP} {
+	for _, path := range []string{bench.PathJetmesh, bench.PathJetmeshBatch, bench.PathJetStream, bench.PathHTTP} {
 		full, ok1 := rep.Find(path, bench.ModeFull)
 		fixed, ok2 := rep.Find(path, bench.ModeFixed)
 		if !ok1 || !ok2 || full.Events != 500 || fixed.Events != 300 {
@@ -32,7 +33,7 @@ func TestRunSmall(t *testing.T) {
 			t.Fatalf("%s: implausible %+v", path, full)
 		}
 	}
-	for _, k := range []string{"throughputVsHTTP", "throughputVsJetStream", "p99VsHTTP", "p99VsJetStream"} {
+	for _, k := range []string{"throughputVsHTTP", "throughputVsJetStream", "p99VsHTTP", "p99VsJetStream", "batchThroughputVsPerEvent", "batchP99VsPerEvent"} {
 		if rep.Ratios[k] <= 0 {
 			t.Fatalf("ratio %s missing: %v", k, rep.Ratios)
 		}

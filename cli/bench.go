@@ -83,6 +83,10 @@ one-box deployment.`,
 				rep.Ratios["throughputVsHTTP"], rep.Ratios["throughputVsJetStream"])
 			fmt.Fprintf(g.stdout, "jetmesh p99 at %d/s: %.1f× raw HTTP, %.1f× raw JetStream\n",
 				cfg.Rate, rep.Ratios["p99VsHTTP"], rep.Ratios["p99VsJetStream"])
+			if cfg.DeliveryBatch > 0 {
+				fmt.Fprintf(g.stdout, "jetmesh with batch delivery (%d a request): %.2f× the throughput, %.2f× the p99 at %d/s of per-event delivery\n",
+					cfg.DeliveryBatch, rep.Ratios["batchThroughputVsPerEvent"], rep.Ratios["batchP99VsPerEvent"], cfg.Rate)
+			}
 			if cfg.Secure {
 				fmt.Fprintf(g.stdout, "jetmesh with access control and TLS: %.2f× the throughput, %.2f× the p99 at %d/s of jetmesh without\n",
 					rep.Ratios["secureThroughputVsPlain"], rep.Ratios["secureP99VsPlain"], cfg.Rate)
@@ -98,6 +102,7 @@ one-box deployment.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "the rule's maxConcurrency, and the raw HTTP client count")
 	f.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "concurrent publishers at full speed")
 	f.IntVar(&cfg.Batch, "batch", cfg.Batch, "events per publish request at full speed")
+	f.IntVar(&cfg.DeliveryBatch, "delivery-batch", 0, "also measure batch delivery to the handler, this many events a request (delivery.batch), beside per-event delivery")
 	f.BoolVar(&cfg.Secure, "secure", false, "also measure jetmesh with access control and TLS on (a second server in the same run)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	return cmd
