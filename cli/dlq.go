@@ -117,7 +117,7 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 			}
 			marks, err := dlq.Marks(ctx, js, seqs)
 			if err != nil {
-				return err
+				g.note(fmt.Errorf("which records were redriven is unknown for now: %w", err))
 			}
 			entries := make([]dlqEntry, len(records))
 			for i, r := range records {
@@ -229,7 +229,7 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 			}
 			marks, err := dlq.Marks(ctx, js, []uint64{seq})
 			if err != nil {
-				return err
+				g.note(fmt.Errorf("whether the record was redriven is unknown for now: %w", err))
 			}
 			rec := stored.Record
 			e := toEntry(*stored, marks, true)

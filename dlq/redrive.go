@@ -39,8 +39,15 @@ const (
 )
 
 // Marks reads the redrive marks of the given records (missing ones are absent from the
-// map), for listings that show which records were redriven.
+// map), for listings that show which records were redriven. It reads at most for
+// marksTimeout: a listing is worth more without its marks than not at all (a cluster
+// electing the bucket's leader after losing a node takes a while to answer).
 func Marks(ctx context.Context, js jetstream.JetStream, seqs []uint64) (map[uint64]Mark, error) {
+	if len(seqs) == 0 {
+		return map[uint64]Mark{}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, marksTimeout)
+	defer cancel()
 	kv, err := js.KeyValue(ctx, bus.RedrivesBucket)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", bus.RedrivesBucket, err)
@@ -55,6 +62,9 @@ func Marks(ctx context.Context, js jetstream.JetStream, seqs []uint64) (map[uint
 	}
 	return out, nil
 }
+
+// marksTimeout bounds Marks.
+const marksTimeout = 5 * time.Second
 
 func readMark(ctx context.Context, kv jetstream.KeyValue, seq uint64) (Mark, bool, error) {
 	e, err := kv.Get(ctx, strconv.FormatUint(seq, 10))
