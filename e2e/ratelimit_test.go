@@ -1,8 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,12 +26,24 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 	}
 	startSidecar(t, srv, "mailer", url)
 	startSidecar(t, srv, "mailer", url)
-	// Each replica learns of the other from the heartbeats (every 5 s).
-	eventually(t, 15*time.Second, "both replicas announced", func() bool {
+	// Each replica learns of the other from the heartbeats (every 5 s), and says so in its own.
+	eventually(t, 30*time.Second, "both replicas seeing each other", func() bool {
 		out, _, code := srv.cli(t, "", "status", "-o", "json")
-		return code == 0 && strings.Count(out, `"instance":`) == 2
+		var rep struct {
+			Sidecars []struct {
+				Replicas map[string]int `json:"replicas"`
+			} `json:"sidecars"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Sidecars) != 2 {
+			return false
+		}
+		for _, sc := range rep.Sidecars {
+			if sc.Replicas["mailer"] != 2 {
+				return false
+			}
+		}
+		return true
 	})
-	time.Sleep(6 * time.Second) // one more beat read by both
 	publishEvents(t, srv, "job", "mail.send", n, func(int) string { return "{}" })
 	eventually(t, 60*time.Second, "every job delivered", func() bool { return rec.distinct() == n })
 	mu.Lock()

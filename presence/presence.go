@@ -53,6 +53,9 @@ type Sidecar struct {
 	// Delivery is what each rule's deliveries came to over the last minute (less while the
 	// sidecar has run less than that).
 	Delivery map[string]Delivery `json:"delivery,omitempty"`
+	// Replicas is how many sidecars the sidecar last saw delivering each of its rules: a
+	// rate-limited rule's share is the limit divided by it.
+	Replicas map[string]int `json:"replicas,omitempty"`
 }
 
 // Delivery counts a rule's deliveries over a window: results by kind (delivered, retried,

@@ -26,6 +26,14 @@ func (r *replicaCount) of(rule string) func() int {
 	}
 }
 
+// seen returns the counts last read, for the heartbeat.
+func (r *replicaCount) seen() map[string]int {
+	if m := r.counts.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
 // follow re-reads the heartbeats every bus.PresenceInterval until ctx ends.
 func (r *replicaCount) follow(ctx context.Context, js jetstream.JetStream, service string) {
 	tick := time.NewTicker(bus.PresenceInterval)

@@ -207,7 +207,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		presence.Beat(ctx, js, presence.SidecarKey(s.cfg.Service, instance), s.log, s.changed, func() any {
 			st := s.Status()
 			return presence.Sidecar{Service: s.cfg.Service, Instance: instance, Version: s.cfg.Version, Since: since,
-				At: time.Now().UTC(), Ready: st.Ready, Reason: st.Reason, Rules: st.Rules, Delivery: window.over(st.Rules)}
+				At: time.Now().UTC(), Ready: st.Ready, Reason: st.Reason, Rules: st.Rules, Delivery: window.over(st.Rules),
+				Replicas: s.replicas.seen()}
 		})
 	}()
 	s.log.Info("jetmesh sidecar started", "listen", s.Addr(), "handler", s.cfg.Handler, "server", s.cfg.NATSURL)
