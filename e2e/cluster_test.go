@@ -30,7 +30,9 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 			"--cluster-name", "jetmesh-e2e", "--routes", strings.Join(routes, ","), "--replicas", "3", "--log-level", "debug")
 	}
 	for _, n := range nodes {
-		n.waitReady(60 * time.Second)
+		// Forming the cluster creates 10 replicated streams and buckets; with the rest of
+		// the suite running beside it on 2 cores that has taken over a minute.
+		n.waitReady(clusterReadyTimeout)
 	}
 	out, _, code := nodes[2].cli(t, "", "streams", "info", "EVENTS")
 	if code != 0 || !strings.Contains(out, "Replicas          3") {
@@ -87,6 +89,9 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	}
 }
 
+// clusterReadyTimeout bounds how long a three-node cluster may take to become ready.
+const clusterReadyTimeout = 150 * time.Second
+
 // TestClusterWithAuthAndTLS: three nodes with access control and TLS on every listener and
 // on the routes keep taking authenticated publishes when one is killed; credentials
 // minted through one node work on every node.
@@ -103,7 +108,9 @@ func TestClusterWithAuthAndTLS(t *testing.T) {
 			"--cluster-name", "jetmesh-auth-e2e", "--routes", strings.Join(routes, ","), "--replicas", "3", "--log-level", "debug")
 	}
 	for _, n := range nodes {
-		n.waitReady(60 * time.Second)
+		// Forming the cluster creates 10 replicated streams and buckets; with the rest of
+		// the suite running beside it on 2 cores that has taken over a minute.
+		n.waitReady(clusterReadyTimeout)
 	}
 	admin := filepath.Join(nodes[0].dataDir, "auth", "admin.creds")
 	// A fresh cluster may still be placing the stream's leader: ask again for a while.
