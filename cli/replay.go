@@ -81,13 +81,6 @@ dead-lettered. The window is what EVENTS still holds (streams.eventsMaxAge).`,
 				return err
 			}
 			defer done()
-			store, err := rules.OpenStore(ctx, js)
-			if err != nil {
-				return err
-			}
-			if _, err := store.Get(ctx, rule); err != nil {
-				return err
-			}
 			r, err := replay.Start(ctx, js, q)
 			if err != nil {
 				return err

@@ -384,14 +384,7 @@ func (c *Console) startReplay(w http.ResponseWriter, r *http.Request, u who) {
 	}
 	ctx, cancel := call(r)
 	defer cancel()
-	store, err := rules.OpenStore(ctx, c.js)
-	if err == nil {
-		_, err = store.Get(ctx, q.Rule)
-	}
-	var rp *replay.Replay
-	if err == nil {
-		rp, err = replay.Start(ctx, c.js, q)
-	}
+	rp, err := replay.Start(ctx, c.js, q)
 	if err != nil {
 		redirectDone(w, r, "replays", "Not started: "+err.Error())
 		return

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -117,11 +118,18 @@ func (q Request) Validate(now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// Start writes a new replay for the servers to run and returns it. A window without an
-// end ends now: events stored after the replay starts are not part of it.
+// Start writes a new replay of an existing rule for the servers to run and returns it. A
+// window without an end ends now: events stored after the replay starts are not part of it.
 func Start(ctx context.Context, js jetstream.JetStream, q Request) (*Replay, error) {
 	now := time.Now().UTC()
 	if err := q.Validate(now); err != nil {
+		return nil, err
+	}
+	store, err := rules.OpenStore(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Get(ctx, q.Rule); err != nil {
 		return nil, err
 	}
 	to := q.To
