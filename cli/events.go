@@ -10,7 +10,6 @@ import (
 
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/lookup"
-	"github.com/jetmesh/jetmesh/rules"
 	"github.com/spf13/cobra"
 )
 
@@ -70,7 +69,7 @@ no stored event has the id.`,
 			defer cancel()
 			bar := newProgress(g.stderr, "looking for "+args[0])
 			q.Progress = bar.update
-			found, stats, err := lookup.Find(ctx, js, q)
+			found, stats, err := lookup.Locate(ctx, js, q)
 			if errors.Is(err, lookup.ErrNotFound) {
 				bar.finish("%d stored event(s) looked at", stats.Scanned)
 				return fmt.Errorf("no stored event has id %q: %w", args[0], err)
@@ -79,21 +78,9 @@ no stored event has the id.`,
 				return err
 			}
 			bar.finish("found %d event(s) with this id, %d stored event(s) looked at", len(found), stats.Scanned)
-			store, err := rules.OpenStore(ctx, js)
-			if err != nil {
-				return err
-			}
-			rs, err := store.List(ctx)
-			if err != nil {
-				return err
-			}
 			out := make([]foundEvent, len(found))
 			for i := range found {
-				states, err := lookup.Where(ctx, js, &found[i], rs)
-				if err != nil {
-					return err
-				}
-				out[i] = foundEvent{Stored: found[i], Rules: states}
+				out[i] = foundEvent{Stored: found[i].Stored, Rules: found[i].Rules}
 				if utf8.Valid(found[i].Data) {
 					out[i].Data = string(found[i].Data)
 				} else {

@@ -240,31 +240,19 @@ func (c *Console) explorer(w http.ResponseWriter, r *http.Request, u who) {
 		}
 		ctx, cancel := call(r)
 		defer cancel()
-		found, stats, err := lookup.Find(ctx, c.js, query)
+		found, stats, err := lookup.Locate(ctx, c.js, query)
 		d.Stats = &stats
-		switch {
-		case err != nil:
+		if err != nil {
 			p.Error = err.Error()
-		default:
-			rs, err := c.ruleNames(r)
-			if err != nil {
-				p.Error = err.Error()
-				break
-			}
-			for i := range found {
-				states, err := lookup.Where(ctx, c.js, &found[i], rs)
-				if err != nil {
-					p.Error = err.Error()
-					break
+		}
+		for _, f := range found {
+			fe := foundEvent{Stored: f.Stored, Rules: f.Rules, Body: renderBody(f.Data)}
+			for _, k := range slices.Sorted(maps.Keys(f.Header)) {
+				if !strings.HasPrefix(strings.ToLower(k), "nats-") {
+					fe.Headers = append(fe.Headers, [2]string{k, strings.Join(f.Header[k], ", ")})
 				}
-				fe := foundEvent{Stored: found[i], Rules: states, Body: renderBody(found[i].Data)}
-				for _, k := range slices.Sorted(maps.Keys(found[i].Header)) {
-					if !strings.HasPrefix(strings.ToLower(k), "nats-") {
-						fe.Headers = append(fe.Headers, [2]string{k, strings.Join(found[i].Header[k], ", ")})
-					}
-				}
-				d.Found = append(d.Found, fe)
 			}
+			d.Found = append(d.Found, fe)
 		}
 	}
 	c.render(w, r, http.StatusOK, "events.html", p)

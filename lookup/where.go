@@ -146,3 +146,36 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, rule, id string, st
 	})
 	return found, err
 }
+
+// Located is a found event and where it stands for each rule that matches it.
+type Located struct {
+	Stored
+	Rules []RuleState
+}
+
+// Locate finds the stored events with q.ID (Find) and tells, against the rules stored
+// now, where each stands (Where): what `jetmesh events get` and the console's explorer
+// show.
+func Locate(ctx context.Context, js jetstream.JetStream, q Query) ([]Located, Stats, error) {
+	found, stats, err := Find(ctx, js, q)
+	if err != nil {
+		return nil, stats, err
+	}
+	store, err := rules.OpenStore(ctx, js)
+	if err != nil {
+		return nil, stats, err
+	}
+	rs, err := store.List(ctx)
+	if err != nil {
+		return nil, stats, err
+	}
+	out := make([]Located, len(found))
+	for i := range found {
+		states, err := Where(ctx, js, &found[i], rs)
+		if err != nil {
+			return nil, stats, err
+		}
+		out[i] = Located{Stored: found[i], Rules: states}
+	}
+	return out, stats, nil
+}
