@@ -331,3 +331,26 @@ func PlaceReader[C any](ctx context.Context, onRetry func(error), create func(co
 		}
 	}
 }
+
+// Pending counts the stored messages a consumer starting at pos's position (deliver
+// policy, start sequence or time) with these filters would deliver, with a throwaway
+// consumer that acks nothing and is deleted at once.
+func Pending(ctx context.Context, stream jetstream.Stream, filters []string, pos jetstream.ConsumerConfig) (uint64, error) {
+	cfg := pos
+	cfg.FilterSubjects = filters
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
+	cfg.InactiveThreshold = 30 * time.Second // cleaned up by the server if the delete below is lost
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("counting messages from a start position: %w", err)
+	}
+	info := c.CachedInfo()
+	if err := stream.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("deleting the counting consumer %s: %w", info.Name, err)
+	}
+	return info.NumPending, nil
+}

@@ -267,6 +267,7 @@ func ruleStates(ctx context.Context, js jetstream.JetStream, sidecars []presence
 	if err != nil {
 		return nil, err
 	}
+	hourAgo := now.Add(-time.Hour)
 	out := make([]Rule, 0, len(rs))
 	for _, r := range rs {
 		st := Rule{Name: r.Name, Service: r.Target.Service}
@@ -314,7 +315,8 @@ func ruleStates(ctx context.Context, js jetstream.JetStream, sidecars []presence
 				st.OldestUndelivered = now.Sub(t)
 			}
 		}
-		if st.DeadLetteredLastHour, err = countSince(ctx, dlqStream, []string{dlq.RuleSubject(r.Name), dlq.RuleSubject(r.Name) + ".>"}, now.Add(-time.Hour)); err != nil {
+		if st.DeadLetteredLastHour, err = bus.Pending(ctx, dlqStream, []string{dlq.RuleSubject(r.Name), dlq.RuleSubject(r.Name) + ".>"},
+			jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &hourAgo}); err != nil {
 			return nil, fmt.Errorf("rule %s: %w", r.Name, err)
 		}
 		switch {
@@ -346,16 +348,4 @@ func oldestAfter(ctx context.Context, events jetstream.Stream, info *jetstream.C
 		}
 	}
 	return oldest, !oldest.IsZero()
-}
-
-// countSince counts the messages on filters stored since t, with a throwaway consumer.
-func countSince(ctx context.Context, s jetstream.Stream, filters []string, t time.Time) (uint64, error) {
-	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-		OptStartTime: &t, AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: 30 * time.Second})
-	if err != nil {
-		return 0, err
-	}
-	n := c.CachedInfo().NumPending
-	_ = s.DeleteConsumer(ctx, c.CachedInfo().Name)
-	return n, nil
 }
