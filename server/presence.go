@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/internal/lastminute"
 	"github.com/jetmesh/jetmesh/presence"
 )
 
@@ -18,11 +19,7 @@ import (
 // minute, from samples of its counters taken at each beat.
 func (s *Server) announce(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, ing *atomic.Pointer[ingress.Ingress]) {
 	since := time.Now().UTC()
-	type sample struct {
-		at     time.Time
-		counts map[string]uint64
-	}
-	samples := []sample{{since, map[string]uint64{}}} // the counters start at zero
+	window := lastminute.New(since, map[string]uint64{}) // the counters start at zero
 	presence.Beat(ctx, js, presence.NodeKey(s.nodeName()), s.log, nil, func() any {
 		now := time.Now()
 		n := presence.Node{Name: s.nodeName(), Version: s.cfg.Version, Since: since, At: now.UTC(),
@@ -36,19 +33,14 @@ func (s *Server) announce(ctx context.Context, js jetstream.JetStream, nc *nats.
 			}
 		}
 		if in != nil {
-			cur := sample{now, in.Metrics().Counts()}
-			samples = append(samples, cur)
-			// Keep one sample at least a minute old, to difference against.
-			for len(samples) > 2 && now.Sub(samples[1].at) >= time.Minute {
-				samples = samples[1:]
-			}
-			base := samples[0]
-			for k, v := range cur.counts {
-				if d := v - base.counts[k]; d > 0 {
+			cur := in.Metrics().Counts()
+			base, baseAt := window.Add(now, cur)
+			for k, v := range cur {
+				if d := v - base[k]; d > 0 {
 					n.IngressPerMinute[k] = d
 				}
 			}
-			n.IngressWindowSeconds = now.Sub(base.at).Seconds()
+			n.IngressWindowSeconds = now.Sub(baseAt).Seconds()
 		}
 		return n
 	})

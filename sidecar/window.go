@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/delivery"
+	"github.com/jetmesh/jetmesh/internal/lastminute"
 	"github.com/jetmesh/jetmesh/presence"
 )
 
@@ -11,35 +12,25 @@ import (
 // to, per rule, from samples taken at each heartbeat.
 type deliveryWindow struct {
 	metrics *delivery.Metrics
-	samples []deliverySample
-}
-
-type deliverySample struct {
-	at     time.Time
-	counts map[string]delivery.Counts
+	window  *lastminute.Window[map[string]delivery.Counts]
 }
 
 func newDeliveryWindow(m *delivery.Metrics, start time.Time) *deliveryWindow {
-	return &deliveryWindow{metrics: m, samples: []deliverySample{{at: start, counts: map[string]delivery.Counts{}}}}
+	return &deliveryWindow{metrics: m, window: lastminute.New(start, map[string]delivery.Counts{})}
 }
 
-// over samples the rules now and returns each one's deliveries since the oldest sample
-// kept (about a minute ago).
+// over samples the rules now and returns each one's deliveries over about the last minute.
 func (w *deliveryWindow) over(rules map[string]string) map[string]presence.Delivery {
 	now := time.Now()
-	cur := deliverySample{at: now, counts: make(map[string]delivery.Counts, len(rules))}
+	cur := make(map[string]delivery.Counts, len(rules))
 	for rule := range rules {
-		cur.counts[rule] = w.metrics.Counts(rule)
+		cur[rule] = w.metrics.Counts(rule)
 	}
-	w.samples = append(w.samples, cur)
-	for len(w.samples) > 2 && now.Sub(w.samples[1].at) >= time.Minute {
-		w.samples = w.samples[1:]
-	}
-	base := w.samples[0]
+	base, since := w.window.Add(now, cur)
 	out := make(map[string]presence.Delivery, len(rules))
-	for rule, c := range cur.counts {
-		d := c.Sub(base.counts[rule])
-		out[rule] = presence.Delivery{WindowSeconds: now.Sub(base.at).Seconds(), Results: d.Results, Buckets: d.Buckets}
+	for rule, c := range cur {
+		d := c.Sub(base[rule])
+		out[rule] = presence.Delivery{WindowSeconds: now.Sub(since).Seconds(), Results: d.Results, Buckets: d.Buckets}
 	}
 	return out
 }
