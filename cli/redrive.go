@@ -3,10 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jetmesh/jetmesh/dlq"
-	"github.com/jetmesh/jetmesh/rules"
 	"github.com/spf13/cobra"
 )
 
@@ -76,21 +74,6 @@ func (g *globals) redrive(ctx context.Context, o dlq.RedriveOptions) error {
 	if o.By, err = g.actor(); err != nil {
 		return err
 	}
-	store, err := rules.OpenStore(ctx, js)
-	if err != nil {
-		return err
-	}
-	ruleCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defined, err := store.List(ruleCtx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	known := map[string]bool{}
-	for _, r := range defined {
-		known[r.Name] = true
-	}
-	o.RuleExists = func(name string) bool { return known[name] }
 	o.Resubmit = client.Resubmit
 	bar := newProgress(g.stderr, "redrive")
 	o.Progress = func(done int, remaining uint64) { bar.update(uint64(done), uint64(done)+remaining) }

@@ -175,19 +175,10 @@ func (c *Console) redrive(w http.ResponseWriter, r *http.Request, u who) {
 		redirectDone(w, r, "dlq", "Select the records to redrive first.")
 		return
 	}
-	rs, err := c.ruleNames(r)
-	if err != nil {
-		c.fail(w, r, u, http.StatusBadGateway, err.Error())
-		return
-	}
-	known := map[string]bool{}
-	for _, rule := range rs {
-		known[rule.Name] = true
-	}
 	ctx, cancel := call(r)
 	defer cancel()
 	results, err := dlq.Redrive(ctx, c.js, dlq.RedriveOptions{Filter: dlq.Filter{Seqs: seqs}, By: u.name(),
-		RuleExists: func(name string) bool { return known[name] }, Resubmit: c.ingressClient(u).Resubmit})
+		Resubmit: c.ingressClient(u).Resubmit})
 	counts := map[string]int{}
 	for _, res := range results {
 		counts[res.Result]++

@@ -12,6 +12,7 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/pace"
+	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -96,9 +97,6 @@ type RedriveOptions struct {
 	DryRun bool
 	// By names who redrives, for the marks.
 	By string
-	// RuleExists says whether a rule still exists: a failed delivery of a deleted rule
-	// has nowhere to go and is left in the DLQ.
-	RuleExists func(name string) bool
 	// Resubmit sends ingress rejections back to the ingress.
 	Resubmit Resubmit
 	// Progress, when set, hears after each record how many were handled and how many the
@@ -152,6 +150,21 @@ func Redrive(ctx context.Context, js jetstream.JetStream, o RedriveOptions) ([]R
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", bus.EventsStream, err)
 	}
+	// A failed delivery of a rule deleted since has nowhere to go: it stays in the DLQ.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	store, err := rules.OpenStore(rctx, js)
+	if err != nil {
+		return nil, err
+	}
+	defined, err := store.List(rctx)
+	if err != nil {
+		return nil, err
+	}
+	ruleExists := make(map[string]bool, len(defined))
+	for _, rule := range defined {
+		ruleExists[rule.Name] = true
+	}
 	var out []Redriven
 	pacer := pace.New(o.Rate)
 	err = Scan(ctx, js, o.Filter, nil, func(s Stored, remaining uint64) error {
@@ -175,7 +188,7 @@ func Redrive(ctx context.Context, js jetstream.JetStream, o RedriveOptions) ([]R
 			res.Result, res.Detail, res.EventsSeq = ResultAlready, fmt.Sprintf("at %s by %s: %s", mark.At.UTC().Format(time.RFC3339), orDash(mark.By), mark.Outcome), mark.EventsSeq
 			out = append(out, res)
 			return nil
-		case r.Rule != "" && o.RuleExists != nil && !o.RuleExists(r.Rule):
+		case r.Rule != "" && !ruleExists[r.Rule]:
 			res.Result, res.Detail = ResultSkipped, "rule "+r.Rule+" no longer exists"
 			out = append(out, res)
 			return nil
