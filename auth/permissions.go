@@ -45,14 +45,24 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 			if r.Target.Service != p.Service {
 				continue
 			}
-			c := r.ConsumerName()
+			for _, c := range r.ConsumerNames() {
+				perm.Pub.Allow.Add(
+					"$JS.API.CONSUMER.INFO."+bus.EventsStream+"."+c,
+					"$JS.API.CONSUMER.MSG.NEXT."+bus.EventsStream+"."+c,
+					// Both forms of ack subject: $JS.ACK.<stream>.<consumer>... and the v2 form
+					// $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...
+					"$JS.ACK."+bus.EventsStream+"."+c+".>",
+					"$JS.ACK.*.*."+bus.EventsStream+"."+c+".>",
+				)
+				if r.Delivery.OrderBy != "" {
+					// Taking over a partition rewinds it to its ack floor; handing it over unpins it.
+					perm.Pub.Allow.Add(
+						"$JS.API.CONSUMER.RESET."+bus.EventsStream+"."+c,
+						"$JS.API.CONSUMER.UNPIN."+bus.EventsStream+"."+c,
+					)
+				}
+			}
 			perm.Pub.Allow.Add(
-				"$JS.API.CONSUMER.INFO."+bus.EventsStream+"."+c,
-				"$JS.API.CONSUMER.MSG.NEXT."+bus.EventsStream+"."+c,
-				// Both forms of ack subject: $JS.ACK.<stream>.<consumer>... and the v2 form
-				// $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...
-				"$JS.ACK."+bus.EventsStream+"."+c+".>",
-				"$JS.ACK.*.*."+bus.EventsStream+"."+c+".>",
 				// Delivery failures of its own rules only.
 				dlq.RuleSubject(r.Name)+".*",
 				"$KV."+bus.RetriesBucket+"."+r.Name+".>",
@@ -72,13 +82,14 @@ func Permissions(p *Principal, rs []rules.Rule) jwt.Permissions {
 		perm.Pub.Deny.Add("$JS.API.CONSUMER.DURABLE.CREATE.>")
 		perm.Pub.Deny.Add(denyBucket(bus.PrincipalsBucket)...)
 		for _, r := range rs {
-			c := r.ConsumerName()
-			perm.Pub.Deny.Add(
-				"$JS.API.CONSUMER.CREATE."+bus.EventsStream+"."+c,
-				"$JS.API.CONSUMER.CREATE."+bus.EventsStream+"."+c+".>",
-				"$JS.API.CONSUMER.MSG.NEXT."+bus.EventsStream+"."+c,
-				"$JS.API.CONSUMER.DELETE."+bus.EventsStream+"."+c,
-			)
+			for _, c := range r.ConsumerNames() {
+				perm.Pub.Deny.Add(
+					"$JS.API.CONSUMER.CREATE."+bus.EventsStream+"."+c,
+					"$JS.API.CONSUMER.CREATE."+bus.EventsStream+"."+c+".>",
+					"$JS.API.CONSUMER.MSG.NEXT."+bus.EventsStream+"."+c,
+					"$JS.API.CONSUMER.DELETE."+bus.EventsStream+"."+c,
+				)
+			}
 		}
 	}
 	perm.Sub.Allow.Add(inbox)

@@ -49,6 +49,8 @@ type Deliverer struct {
 	// rate is the rule's rateLimit in deliveries per second across every replica; 0 none.
 	rate     float64
 	replicas func() int
+	// members names who delivers an orderBy rule now, to split its partitions.
+	members func() (self string, all []string)
 }
 
 // Option tunes a Deliverer at construction.
@@ -124,6 +126,9 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	wait := newBackoff()
 	loggedMissing := false
 	d.retries = openRetryNotes(ctx, d.js, d.rule.Name)
+	if d.rule.Delivery.OrderBy != "" {
+		return d.runKeyed(ctx)
+	}
 	for ctx.Err() == nil {
 		open, changed := d.gate.State()
 		if !open {
@@ -408,11 +413,19 @@ const dlqWriteTimeout = rules.AckWaitMargin - time.Second
 // between leaves a duplicate record at worst, never a lost event. A failed write is
 // retried like a failed delivery.
 func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, res Result) {
+	if !d.writeDeadLetter(msg, reason, attempt, res) {
+		_ = msg.NakWithDelay(d.retryDelay(attempt, 0))
+	}
+}
+
+// writeDeadLetter is deadLetter leaving a failed write to the caller: false when the
+// event stays unsettled.
+func (d *Deliverer) writeDeadLetter(msg jetstream.Msg, reason string, attempt int, res Result) bool {
 	if !d.rule.DeadLetters() {
 		d.log.Warn("event dropped: dead-lettering is off for this rule", "reason", reason, "attempts", attempt, "status", res.Status, "error", res.Error)
 		_ = msg.Term()
 		d.count(resultDropped)
-		return
+		return true
 	}
 	rec := &dlq.Record{
 		Reason: reason, Error: res.Error, Rule: d.rule.Name, Attempts: attempt, LastStatus: res.Status,
@@ -428,13 +441,13 @@ func (d *Deliverer) deadLetter(msg jetstream.Msg, reason string, attempt int, re
 	if _, err := d.js.PublishMsg(ctx, rec.Msg()); err != nil {
 		d.m.dlqFail.Inc()
 		d.log.Error("writing the DLQ record failed; the event stays for redelivery", "error", err)
-		_ = msg.NakWithDelay(d.retryDelay(attempt, 0))
-		return
+		return false
 	}
 	d.log.Warn("event dead-lettered", "reason", reason, "attempts", attempt, "status", res.Status, "error", res.Error)
 	_ = msg.Term()
 	d.retries.clear(msg, attempt)
 	d.count(resultDeadLettered)
+	return true
 }
 
 // release hands an event back unattempted, for another replica or a later try. JetStream
@@ -517,6 +530,7 @@ func (b *backoff) sleep(ctx context.Context) {
 type limiter struct {
 	total    float64
 	replicas func() int
+	mu       sync.Mutex // the partitions of an orderBy rule share one
 	n        int
 	pacer    *pace.Pacer
 }
@@ -534,8 +548,11 @@ func (l *limiter) wait(ctx context.Context) error {
 	if l.replicas != nil {
 		n = max(1, l.replicas())
 	}
+	l.mu.Lock()
 	if n != l.n || l.pacer == nil {
 		l.n, l.pacer = n, pace.New(l.total/float64(n))
 	}
-	return l.pacer.Wait(ctx)
+	pacer := l.pacer
+	l.mu.Unlock()
+	return pacer.Wait(ctx)
 }

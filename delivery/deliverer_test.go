@@ -55,15 +55,17 @@ func (f *fixture) ruleTB(t testing.TB, yaml string, tune func(*jetstream.Consume
 	}
 	r := rs[0]
 	r.SetDefaults()
-	cfg, err := rules.ConsumerConfig(r)
+	cfgs, err := rules.ConsumerConfigs(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tune != nil {
-		tune(&cfg)
-	}
-	if _, err := f.js.CreateOrUpdateConsumer(context.Background(), bus.EventsStream, cfg); err != nil {
-		t.Fatal(err)
+	for _, cfg := range cfgs {
+		if tune != nil {
+			tune(&cfg)
+		}
+		if _, err := f.js.CreateOrUpdateConsumer(context.Background(), bus.EventsStream, cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return r
 }

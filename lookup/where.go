@@ -70,7 +70,8 @@ func Where(ctx context.Context, js jetstream.JetStream, ev *Stored, rs []rules.R
 }
 
 func where(ctx context.Context, js jetstream.JetStream, ev *Stored, id string, r rules.Rule, st *RuleState) error {
-	c, err := js.Consumer(ctx, bus.EventsStream, r.ConsumerName())
+	// An orderBy rule delivers the event from its key's partition.
+	c, err := js.Consumer(ctx, bus.EventsStream, r.ConsumerNames()[r.PartitionOf(ev.Header, ev.Data)])
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		st.State, st.Detail = StateNoConsumer, "the rule's consumer does not exist yet (is the server reconciling?)"
 		return nil

@@ -25,34 +25,43 @@ var ErrNoConsumer = errors.New("the rule has no consumer yet")
 // the backlog is kept, and the state is stored with the consumer (it survives restarts;
 // the reconciler keeps it). Events already handed to a sidecar before the pause finish
 // their attempt.
+// An orderBy rule's partitions are paused together.
 func (s *Store) Pause(ctx context.Context, name string, until time.Time) (time.Time, error) {
-	if _, err := s.Get(ctx, name); err != nil {
+	r, err := s.Get(ctx, name)
+	if err != nil {
 		return time.Time{}, err
 	}
 	if until.IsZero() {
 		until = time.Now().Add(Forever)
 	}
-	resp, err := s.js.PauseConsumer(ctx, bus.EventsStream, ConsumerName(name), until.UTC())
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return time.Time{}, fmt.Errorf("%s: %w", name, ErrNoConsumer)
+	var paused time.Time
+	for _, c := range r.ConsumerNames() {
+		resp, err := s.js.PauseConsumer(ctx, bus.EventsStream, c, until.UTC())
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return time.Time{}, fmt.Errorf("%s: %w", name, ErrNoConsumer)
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("pausing %s (consumer %s): %w", name, c, err)
+		}
+		paused = resp.PauseUntil
 	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("pausing %s: %w", name, err)
-	}
-	return resp.PauseUntil, nil
+	return paused, nil
 }
 
 // Resume lets a paused rule deliver again, its backlog first.
 func (s *Store) Resume(ctx context.Context, name string) error {
-	if _, err := s.Get(ctx, name); err != nil {
+	r, err := s.Get(ctx, name)
+	if err != nil {
 		return err
 	}
-	_, err := s.js.ResumeConsumer(ctx, bus.EventsStream, ConsumerName(name))
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("%s: %w", name, ErrNoConsumer)
-	}
-	if err != nil {
-		return fmt.Errorf("resuming %s: %w", name, err)
+	for _, c := range r.ConsumerNames() {
+		_, err := s.js.ResumeConsumer(ctx, bus.EventsStream, c)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("%s: %w", name, ErrNoConsumer)
+		}
+		if err != nil {
+			return fmt.Errorf("resuming %s (consumer %s): %w", name, c, err)
+		}
 	}
 	return nil
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
@@ -45,7 +47,8 @@ func AckWait(r Rule) time.Duration {
 // (redriven and replayed copies addressed to it alone), at most maxConcurrency (1 when ordered)
 // events in flight across every sidecar of the service, redelivery left to the deliverer
 // (no MaxDeliver, no BackOff: retries are driven with NakWithDelay), starting at new events
-// unless the rule names a start time, with replicas inherited from the stream.
+// unless the rule names a start time, with replicas inherited from the stream. An orderBy
+// rule's consumer is its partition 0 (see ConsumerConfigs).
 func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 	p, err := r.Compile()
 	if err != nil {
@@ -62,6 +65,15 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		Metadata:       map[string]string{MetaRule: r.Name, MetaHash: ruleHash(r)},
 	}
+	if r.Delivery.OrderBy != "" {
+		// Each partition is delivered by one replica at a time, the one the consumer
+		// pins; it takes the events of its keys and acknowledges the others' at once.
+		cfg.Description += " (partition 0 of " + strconv.Itoa(r.Delivery.Partitions) + ")"
+		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cfg.PriorityGroups = []string{PriorityGroup}
+		cfg.PinnedTTL = PinnedTTL
+		cfg.MaxAckPending = PartitionWindow
+	}
 	if r.StartTime != nil {
 		t := r.StartTime.UTC()
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
@@ -71,11 +83,42 @@ func ConsumerConfig(r Rule) (jetstream.ConsumerConfig, error) {
 	return cfg, nil
 }
 
+// ConsumerConfigs are all a rule's consumers, partition i at index i: ConsumerConfig alone,
+// or for an orderBy rule one per partition. Every partition reads all the rule's events.
+func ConsumerConfigs(r Rule) ([]jetstream.ConsumerConfig, error) {
+	first, err := ConsumerConfig(r)
+	if err != nil {
+		return nil, err
+	}
+	cfgs := []jetstream.ConsumerConfig{first}
+	for i := 1; i < r.Delivery.Partitions; i++ {
+		cfg := first
+		cfg.Durable = PartitionConsumerName(r.Name, i)
+		cfg.Description = fmt.Sprintf("jetmesh rule %s → %s%s (partition %d of %d)", r.Name, r.Target.Service, r.Target.Path, i, r.Delivery.Partitions)
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs, nil
+}
+
+// Partitioned delivery (orderBy rules).
+const (
+	// PriorityGroup is the priority group a partition's deliverers pull in.
+	PriorityGroup = "jetmesh"
+	// PinnedTTL is how long a partition stays pinned to a replica that stopped pulling:
+	// the failover time after a crash. Deliverers pull at least every PartitionPullExpiry.
+	PinnedTTL           = 6 * time.Second
+	PartitionPullExpiry = time.Second
+	// PartitionWindow is each partition consumer's max ack pending: the events of its
+	// keys waiting behind earlier ones of the same key, those being delivered, and the
+	// other partitions' events not yet acknowledged.
+	PartitionWindow = 256
+)
+
 // consumerLayout names how ConsumerConfig maps a rule; it goes into the hash, so a new
 // jetmesh that maps rules differently updates the consumers an older one made.
 // 2: ack wait derived from the rule's timeout; 3: that share capped at AckWaitCap;
-// 4: the rule's direct subjects (redrive, replay) among the filters.
-const consumerLayout = "4"
+// 4: the rule's direct subjects (redrive, replay) among the filters; 5: partitions.
+const consumerLayout = "5"
 
 func ruleHash(r Rule) string {
 	sum := sha256.Sum256(append([]byte(consumerLayout+"\n"), Encode(r)...))
@@ -229,19 +272,35 @@ func (rc *Reconciler) Reconcile(ctx context.Context, rules map[string]*Rule) ([]
 		if r == nil {
 			continue
 		}
-		a, err := rc.ensure(callCtx, stream, *r, existing[r.ConsumerName()])
+		cfgs, err := ConsumerConfigs(*r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rule %s: %w", name, err))
 			continue
 		}
-		if a != nil {
-			actions = append(actions, *a)
+		for _, want := range cfgs {
+			cur := existing[want.Durable]
+			if cur == nil && want.Durable != r.ConsumerName() {
+				// A partition added to a rule starts where the rule's first one stands,
+				// so the events between are neither skipped nor delivered twice.
+				if first := existing[r.ConsumerName()]; first != nil && first.Config.Metadata[MetaRule] == r.Name {
+					want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = jetstream.DeliverByStartSequencePolicy, first.AckFloor.Stream+1, nil
+				}
+			}
+			a, err := rc.ensure(callCtx, stream, *r, want, cur)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("rule %s: consumer %s: %w", name, want.Durable, err))
+				continue
+			}
+			if a != nil {
+				actions = append(actions, *a)
+			}
 		}
 	}
 	var orphans []string
 	for cname, info := range existing {
 		owner, ours := info.Config.Metadata[MetaRule]
-		if _, wanted := rules[owner]; ours && !wanted {
+		r, wanted := rules[owner]
+		if ours && (!wanted || r != nil && !slices.Contains(r.ConsumerNames(), cname)) {
 			orphans = append(orphans, cname)
 		}
 	}
@@ -252,7 +311,11 @@ func (rc *Reconciler) Reconcile(ctx context.Context, rules map[string]*Rule) ([]
 			errs = append(errs, fmt.Errorf("deleting consumer %s: %w", cname, err))
 			continue
 		}
-		actions = append(actions, Action{Rule: owner, Op: "deleted", Detail: "rule removed"})
+		detail := "rule removed"
+		if rules[owner] != nil {
+			detail = "partition " + cname + " no longer used"
+		}
+		actions = append(actions, Action{Rule: owner, Op: "deleted", Detail: detail})
 	}
 	for _, a := range actions {
 		rc.log.Info("rule consumer "+a.Op, "rule", a.Rule, "detail", a.Detail)
@@ -261,11 +324,7 @@ func (rc *Reconciler) Reconcile(ctx context.Context, rules map[string]*Rule) ([]
 }
 
 // ensure brings one rule's consumer in line; nil Action means it already was.
-func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rule, cur *jetstream.ConsumerInfo) (*Action, error) {
-	want, err := ConsumerConfig(r)
-	if err != nil {
-		return nil, err
-	}
+func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rule, want jetstream.ConsumerConfig, cur *jetstream.ConsumerInfo) (*Action, error) {
 	if cur != nil {
 		// A pause (rules pause) lives with the consumer, not in the rule: keep it through
 		// updates and recreations.
@@ -289,7 +348,7 @@ func (rc *Reconciler) ensure(ctx context.Context, stream jetstream.Stream, r Rul
 	// Where to start is fixed at creation: keep the consumer's own position settings.
 	update := want
 	update.DeliverPolicy, update.OptStartSeq, update.OptStartTime = cur.Config.DeliverPolicy, cur.Config.OptStartSeq, cur.Config.OptStartTime
-	_, err = stream.UpdateConsumer(ctx, update)
+	_, err := stream.UpdateConsumer(ctx, update)
 	if err == nil {
 		return &Action{Rule: r.Name, Op: "updated", Detail: detail}, nil
 	}

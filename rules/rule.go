@@ -68,6 +68,15 @@ type Delivery struct {
 	// Batch delivers events in CloudEvents batches (application/cloudevents-batch+json):
 	// up to MaxEvents a request, sent once that many are ready or MaxWait has passed.
 	Batch *Batch `json:"batch,omitempty"`
+	// OrderBy delivers the events that share a key in stream order, one at a time, and
+	// events of different keys in parallel: a context attribute ("partitionkey", the
+	// CloudEvents partitioning extension) or a dotted path into the data
+	// ("data.customerId"). Events without the key are delivered as on an unordered rule.
+	OrderBy string `json:"orderBy,omitempty"`
+	// Partitions splits an orderBy rule's keys among this many consumers, each delivered
+	// by one replica of the service at a time: the most replicas that share the work.
+	// Default 4.
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // Batch is a rule's batch delivery.
@@ -81,7 +90,20 @@ const (
 	MaxBatchEvents      = 1000
 	DefaultBatchMaxWait = 20 * time.Millisecond
 	maxBatchWait        = 10 * time.Second
+	DefaultPartitions   = 4
+	MaxPartitions       = 64
 )
+
+// PartitionCount is how many partitions deliver the rule: 1 without orderBy.
+func (d Delivery) PartitionCount() int {
+	switch {
+	case d.OrderBy == "":
+		return 1
+	case d.Partitions == 0:
+		return DefaultPartitions
+	}
+	return d.Partitions
+}
 
 // Rate is RateLimit in deliveries per second; 0 without a limit.
 func (d Delivery) Rate() (float64, error) {
@@ -144,6 +166,9 @@ func (r *Rule) SetDefaults() {
 			// Room for a batch being sent while the next one fills.
 			d.MaxConcurrency = min(maxConcurrencyLimit, max(d.MaxConcurrency, 2*d.Batch.MaxEvents))
 		}
+	}
+	if d.OrderBy != "" && d.Partitions == 0 {
+		d.Partitions = DefaultPartitions
 	}
 	if d.Backoff.Initial == 0 {
 		d.Backoff.Initial = duration.Duration(DefaultBackoffInitial)
@@ -223,6 +248,22 @@ func (r *Rule) Validate() error {
 			add("delivery.batch with ordered is not supported yet: a partly failed batch would break the order")
 		}
 	}
+	if d.OrderBy != "" {
+		if _, err := ParseKeyPath(d.OrderBy); err != nil {
+			add("%v", err)
+		}
+		if d.Ordered {
+			add("delivery.orderBy and ordered exclude each other: ordered keeps one order for all events, orderBy one per key")
+		}
+		if d.Batch != nil {
+			add("delivery.batch with orderBy is not supported yet: a partly failed batch would break the order of its keys")
+		}
+		if d.Partitions < 1 || d.Partitions > MaxPartitions {
+			add("delivery.partitions must be between 1 and %d, got %d", MaxPartitions, d.Partitions)
+		}
+	} else if d.Partitions != 0 {
+		add("delivery.partitions applies to orderBy rules only")
+	}
 	if d.Ordered && d.MaxConcurrency != 1 {
 		add("delivery.ordered delivers one event at a time: leave maxConcurrency out or set it to 1, got %d", d.MaxConcurrency)
 	}
@@ -269,6 +310,23 @@ func (r *Rule) ConsumerName() string { return ConsumerName(r.Name) }
 
 // ConsumerName is the durable consumer of the rule named name.
 func ConsumerName(name string) string { return "rule-" + name }
+
+// ConsumerNames are all the rule's consumers: its own, and for an orderBy rule one per
+// further partition (see PartitionConsumerName), partition i at index i.
+func (r *Rule) ConsumerNames() []string {
+	names := []string{r.ConsumerName()}
+	for i := 1; i < r.Delivery.PartitionCount(); i++ {
+		names = append(names, PartitionConsumerName(r.Name, i))
+	}
+	return names
+}
+
+// PartitionConsumerName is the consumer of partition i (≥ 1) of an orderBy rule;
+// partition 0 is the rule's own consumer. "~" is outside rule names, so no rule's
+// consumer can take the name.
+func PartitionConsumerName(name string, i int) string {
+	return ConsumerName(name) + "~" + strconv.Itoa(i)
+}
 
 // DeadLetters reports whether exhausted events go to the DLQ.
 func (r *Rule) DeadLetters() bool { return r.DeadLetter == nil || *r.DeadLetter }

@@ -60,6 +60,9 @@ type Sidecar struct {
 	// replicas counts the sidecars delivering each rule, to share out rate limits.
 	replicas replicaCount
 
+	// instance names this sidecar in its heartbeats.
+	instance string
+
 	// changed asks for a heartbeat now: the rules delivered changed.
 	changed chan struct{}
 
@@ -101,6 +104,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		gate:           delivery.NewGate(cfg.AppHealth == ""),
 		client:         delivery.NewHTTPClient(256),
 		running:        map[string]*worker{},
+		instance:       presence.Instance(),
 		changed:        make(chan struct{}, 1),
 		publishSlots:   make(chan struct{}, cfg.MaxPublishInflight),
 		ingressSubject: bus.IngressSubject,
@@ -199,7 +203,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.replicas.follow(ctx, js, s.cfg.Service) }()
 	since := time.Now().UTC()
-	instance := presence.Instance()
+	instance := s.instance
 	window := newDeliveryWindow(s.metrics, since)
 	wg.Add(1)
 	go func() {
@@ -279,7 +283,7 @@ func (s *Sidecar) apply(ctx context.Context, snap kvwatch.Snapshot) {
 		d, err := delivery.New(s.js, r, target, s.log, delivery.WithMetrics(s.metrics), delivery.WithGate(s.gate),
 			delivery.WithOrigin("sidecar/"+s.cfg.Service), delivery.WithAbort(abortCtx),
 			delivery.WithUnreachableHold(s.cfg.HoldUnreachable.Std()), delivery.WithTracer(s.tracer),
-			delivery.WithReplicas(s.replicas.of(name)))
+			delivery.WithReplicas(s.replicas.of(name)), delivery.WithMembers(s.replicas.members(s.instance, name)))
 		if err != nil {
 			abort()
 			s.log.Error("a stored rule is invalid; its delivery is left as it is", "rule", name, "error", err)

@@ -292,7 +292,7 @@ func ruleStates(ctx context.Context, js jetstream.JetStream, sidecars []presence
 			}
 		}
 		st.HandlerP50, st.HandlerP99 = delivery.Quantile(0.5, buckets), delivery.Quantile(0.99, buckets)
-		c, err := events.Consumer(ctx, r.ConsumerName())
+		info, err := furthestBehind(ctx, events, r)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			st.Problem = "no consumer yet (the server creates it)"
 			out = append(out, st)
@@ -301,7 +301,6 @@ func ruleStates(ctx context.Context, js jetstream.JetStream, sidecars []presence
 		if err != nil {
 			return nil, fmt.Errorf("rule %s: %w", r.Name, err)
 		}
-		info := c.CachedInfo()
 		st.Pending, st.InFlight, st.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
 		if info.Paused {
 			st.Paused = true
@@ -348,4 +347,22 @@ func oldestAfter(ctx context.Context, events jetstream.Stream, info *jetstream.C
 		}
 	}
 	return oldest, !oldest.IsZero()
+}
+
+// furthestBehind is the info of the rule's consumer with the most events waiting: its
+// only one, or of an orderBy rule's partitions (each reads every event of the rule) the
+// one that lags most.
+func furthestBehind(ctx context.Context, events jetstream.Stream, r rules.Rule) (*jetstream.ConsumerInfo, error) {
+	var worst *jetstream.ConsumerInfo
+	for _, name := range r.ConsumerNames() {
+		c, err := events.Consumer(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		info := c.CachedInfo()
+		if worst == nil || info.NumPending+uint64(info.NumAckPending) > worst.NumPending+uint64(worst.NumAckPending) {
+			worst = info
+		}
+	}
+	return worst, nil
 }

@@ -3,13 +3,15 @@ package pace
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
 // Pacer spaces work to at most rate per second, without drift; after an idle spell it
-// starts afresh rather than bursting to catch up.
+// starts afresh rather than bursting to catch up. Goroutines may share one.
 type Pacer struct {
 	every time.Duration
+	mu    sync.Mutex
 	next  time.Time
 }
 
@@ -26,15 +28,15 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	if p.every == 0 {
 		return ctx.Err()
 	}
+	p.mu.Lock()
 	now := time.Now()
 	if p.next.IsZero() || p.next.Before(now.Add(-p.every)) {
 		p.next = now // idle for a while: no burst to catch up
 	}
-	if err := Sleep(ctx, p.next.Sub(now)); err != nil {
-		return err
-	}
+	at := p.next
 	p.next = p.next.Add(p.every)
-	return nil
+	p.mu.Unlock()
+	return Sleep(ctx, at.Sub(now))
 }
 
 // Sleep waits for d, or until ctx ends (then it returns ctx's error).
