@@ -15,24 +15,21 @@ import (
 	"time"
 
 	"github.com/jetmesh/jetmesh/delivery"
+	"github.com/jetmesh/jetmesh/internal/keyorder"
 	"github.com/jetmesh/jetmesh/rules"
 )
 
-// keyedHandler records, per key, the sequence numbers the publisher gave each key's
-// events, and counts order violations: an event seen for the first time after a later
-// one of its key. A repeat of an event already seen (at-least-once) is not one.
+// keyedHandler checks the order of each key's events (see keyorder), and can fail some.
 type keyedHandler struct {
-	mu         sync.Mutex
-	last       map[string]int
-	seen       map[string]map[int]bool
-	violations int
-	fail       func(key string, n int) bool // answer 503 instead
-	during     map[string]int               // per key: events delivered while failing was on
-	failing    atomic.Bool
+	order   *keyorder.Checker
+	fail    func(key string, n int) bool // answer 503 instead
+	failing atomic.Bool
+	mu      sync.Mutex
+	during  map[string]int // per key: events delivered after the first failure
 }
 
 func newKeyedHandler() *keyedHandler {
-	return &keyedHandler{last: map[string]int{}, seen: map[string]map[int]bool{}, during: map[string]int{}}
+	return &keyedHandler{order: keyorder.New(), during: map[string]int{}}
 }
 
 func (h *keyedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -50,32 +47,23 @@ func (h *keyedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.failing.Load() {
+		h.mu.Lock()
 		h.during[data.Key]++
+		h.mu.Unlock()
 	}
-	if h.seen[data.Key] == nil {
-		h.seen[data.Key] = map[int]bool{}
-	}
-	if !h.seen[data.Key][data.N] {
-		if data.N < h.last[data.Key] {
-			h.violations++
-		}
-		h.seen[data.Key][data.N] = true
-	}
-	h.last[data.Key] = max(h.last[data.Key], data.N)
+	h.order.Observe(data.Key, data.N)
 	w.WriteHeader(http.StatusOK)
 }
 
 func (h *keyedHandler) distinct() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, s := range h.seen {
-		n += len(s)
-	}
-	return n
+	d, _, _ := h.order.Counts()
+	return d
+}
+
+func (h *keyedHandler) violations() int {
+	_, _, v := h.order.Counts()
+	return v
 }
 
 // publishKeyed publishes perKey events for each of keys keys, interleaved, numbered
@@ -113,11 +101,11 @@ func TestOrderByKeyHoldsBackOnlyTheFailingKey(t *testing.T) {
 	f.start(t, r, srv.URL)
 	f.publishKeyed(t, 20, 0, 10)
 	waitFor(t, "all 200 events delivered", func() bool { return h.distinct() == 200 })
+	if v := h.violations(); v != 0 {
+		t.Errorf("%d order violations", v)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.violations != 0 {
-		t.Errorf("%d order violations", h.violations)
-	}
 	if got := failures.Load(); got != 3 {
 		t.Errorf("k3's first event was tried %d times, want 3 (two failures, then delivered)", got)
 	}
@@ -172,10 +160,8 @@ func TestOrderByKeyAcrossReplicasHandingOver(t *testing.T) {
 	stopA()
 	setLive("b")
 	waitFor(t, "1,000 events", func() bool { return h.distinct() == 1000 })
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.violations != 0 {
-		t.Errorf("%d order violations", h.violations)
+	if v := h.violations(); v != 0 {
+		t.Errorf("%d order violations", v)
 	}
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -27,23 +26,7 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 	startSidecar(t, srv, "mailer", url)
 	startSidecar(t, srv, "mailer", url)
 	// Each replica learns of the other from the heartbeats (every 5 s), and says so in its own.
-	eventually(t, 30*time.Second, "both replicas seeing each other", func() bool {
-		out, _, code := srv.cli(t, "", "status", "-o", "json")
-		var rep struct {
-			Sidecars []struct {
-				Replicas map[string]int `json:"replicas"`
-			} `json:"sidecars"`
-		}
-		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Sidecars) != 2 {
-			return false
-		}
-		for _, sc := range rep.Sidecars {
-			if sc.Replicas["mailer"] != 2 {
-				return false
-			}
-		}
-		return true
-	})
+	waitReplicas(t, srv, "mailer", 2)
 	publishEvents(t, srv, "job", "mail.send", n, func(int) string { return "{}" })
 	eventually(t, 60*time.Second, "every job delivered", func() bool { return rec.distinct() == n })
 	mu.Lock()
