@@ -24,18 +24,19 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jetmesh/jetmesh/auth"
 	"github.com/jetmesh/jetmesh/delivery"
 	"github.com/jetmesh/jetmesh/event"
 	"github.com/jetmesh/jetmesh/internal/duration"
+	"github.com/jetmesh/jetmesh/internal/keyorder"
 	"github.com/jetmesh/jetmesh/internal/pemfile"
 	"github.com/jetmesh/jetmesh/internal/testcerts"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
 	"github.com/jetmesh/jetmesh/server"
-	"github.com/jetmesh/jetmesh/sidecar"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -56,6 +57,21 @@ type Config struct {
 	// DeliveryBatch, when set, also measures a rule with batch delivery of this many events
 	// a request (delivery.batch.maxEvents), beside the per-event rule, in the same run.
 	DeliveryBatch int `json:"deliveryBatch,omitempty"`
+	// OrderKeys, when set, also measures an orderBy rule (delivery.orderBy: partitionkey)
+	// delivered by two sidecar replicas, with the events spread over this many keys; the
+	// handler counts order violations.
+	OrderKeys int `json:"orderKeys,omitempty"`
+	// Delay, when set, also measures delayed events: at Rate for Duration, each due Delay
+	// after it is published (deliverat); the latencies are the lateness after the due time.
+	Delay time.Duration `json:"delay,omitempty"`
+	// RateLimit, when set, also measures a rule limited to this many deliveries a second
+	// (delivery.rateLimit), fed RateLimit×Duration events at once: the rate the handler sees.
+	RateLimit int `json:"rateLimit,omitempty"`
+	// Only limits the run to these paths (all of the configured ones when empty).
+	Only []string `json:"only,omitempty"`
+	// SidecarExec, when set, runs the sidecars as separate processes of this jetmesh binary
+	// (`jetmesh sidecar`), so their peak memory is measured apart from the server's.
+	SidecarExec string `json:"-"`
 	// Secure also measures jetmesh with access control and TLS on (bearer tokens over
 	// HTTPS, a sidecar with credentials over TLS), in the same run: the cost of security.
 	Secure bool `json:"secure"`
@@ -98,6 +114,25 @@ func (c Config) Validate() error {
 	if c.DeliveryBatch < 0 || c.DeliveryBatch > rules.MaxBatchEvents {
 		errs = append(errs, fmt.Errorf("--delivery-batch must be between 0 (off) and %d, got %d", rules.MaxBatchEvents, c.DeliveryBatch))
 	}
+	if c.OrderKeys < 0 || c.OrderKeys > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--order-keys must be between 0 (off) and 1000000, got %d", c.OrderKeys))
+	} else if c.OrderKeys > c.Events {
+		errs = append(errs, fmt.Errorf("--order-keys (%d) must not exceed --events (%d)", c.OrderKeys, c.Events))
+	}
+	if c.Delay < 0 || c.Delay > time.Hour {
+		errs = append(errs, fmt.Errorf("--delay must be between 0 (off) and 1h, got %s", c.Delay))
+	}
+	if c.RateLimit < 0 || c.RateLimit > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--rate-limit must be between 0 (off) and 1000000, got %d", c.RateLimit))
+	}
+	for _, p := range c.Only {
+		if !slices.Contains(allPaths, p) {
+			errs = append(errs, fmt.Errorf("--only: unknown path %q (paths: %s)", p, strings.Join(allPaths, ", ")))
+		}
+	}
+	if c.SidecarExec != "" && c.Secure {
+		errs = append(errs, errors.New("--sidecar-process with --secure is not supported: the secured run's sidecar runs in this process"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -119,6 +154,18 @@ type Result struct {
 	P50  float64 `json:"p50Ms"`
 	P99  float64 `json:"p99Ms"`
 	P999 float64 `json:"p999Ms"`
+	// Keys, OrderViolations and Repeats, for jetmesh-ordered: the keys, the events that
+	// arrived after a later event of their key, and the events that arrived more than once.
+	Keys            int `json:"keys,omitempty"`
+	OrderViolations int `json:"orderViolations"`
+	Repeats         int `json:"repeats"`
+	// SidecarPeakRSSMiB is the sidecars' peak resident memory so far, each at its highest
+	// (VmHWM), and SidecarCPUSeconds the CPU time they used during the measurement, when
+	// they run as separate processes; CPUSeconds is this process's (server, publishers,
+	// handler) during the measurement.
+	SidecarPeakRSSMiB float64 `json:"sidecarPeakRssMiB,omitempty"`
+	SidecarCPUSeconds float64 `json:"sidecarCpuSeconds,omitempty"`
+	CPUSeconds        float64 `json:"cpuSeconds"`
 }
 
 // Report is a whole run.
@@ -151,9 +198,17 @@ const (
 	// PathJetmeshSecure is jetmesh with access control and TLS on (Config.Secure).
 	PathJetmeshSecure = "jetmesh-secure"
 	PathHTTP          = "http"
-	ModeFull          = "full"
-	ModeFixed         = "fixed"
+	// PathJetmeshOrdered is an orderBy rule delivered by two replicas (Config.OrderKeys).
+	PathJetmeshOrdered = "jetmesh-ordered"
+	// PathJetmeshDelayed is delayed events; its latencies are lateness (Config.Delay).
+	PathJetmeshDelayed = "jetmesh-delayed"
+	// PathJetmeshRateLimited is a rate-limited rule; its rate is the handler's (Config.RateLimit).
+	PathJetmeshRateLimited = "jetmesh-ratelimited"
+	ModeFull               = "full"
+	ModeFixed              = "fixed"
 )
+
+var allPaths = []string{PathHTTP, PathJetStream, PathJetmesh, PathJetmeshBatch, PathJetmeshOrdered, PathJetmeshDelayed, PathJetmeshRateLimited, PathJetmeshSecure}
 
 // Run starts an embedded jetmesh server, a sidecar and an HTTP sink in this process and
 // measures the three paths, each at full speed and at the fixed rate.
@@ -195,7 +250,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		steps = append(steps, step{PathJetmeshBatch, ModeFull, plain, plain.jetmeshBatchFull, cfg.Events},
 			step{PathJetmeshBatch, ModeFixed, plain, plain.jetmeshBatchFixed, fixedEvents})
 	}
-	if cfg.Secure {
+	if cfg.OrderKeys > 0 {
+		perKey := cfg.Events / cfg.OrderKeys
+		steps = append(steps, step{PathJetmeshOrdered, ModeFull, plain, plain.orderedFull, perKey * cfg.OrderKeys})
+	}
+	if cfg.Delay > 0 {
+		steps = append(steps, step{PathJetmeshDelayed, ModeFixed, plain, plain.delayedFixed, fixedEvents})
+	}
+	if cfg.RateLimit > 0 {
+		steps = append(steps, step{PathJetmeshRateLimited, ModeFull, plain, plain.limitedFull, max(100, int(float64(cfg.RateLimit)*cfg.Duration.Seconds()))})
+	}
+	if cfg.Secure && (len(cfg.Only) == 0 || slices.Contains(cfg.Only, PathJetmeshSecure)) {
 		secure, err := setUp(ctx, cfg, filepath.Join(cfg.DataDir, "secure"), true)
 		if err != nil {
 			return nil, fmt.Errorf("the secured server: %w", err)
@@ -205,22 +270,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			step{PathJetmeshSecure, ModeFixed, secure, secure.jetmeshFixed, fixedEvents})
 	}
 	for _, s := range steps {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, s.path) {
+			continue
+		}
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "measuring %s at %s (%d events)...\n", s.path, modeText(s.mode, cfg.Rate), s.n)
 		}
+		cpu0, sidecarCPU0 := processCPU(), s.on.sidecarCPU()
 		m := s.on.sink.start(s.path+"-"+s.mode, s.n)
 		if err := s.run(ctx, m); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", s.path, s.mode, err)
 		}
-		res, err := m.wait(ctx, 30*time.Second+time.Duration(s.n)*time.Millisecond)
+		res, err := m.wait(ctx, 30*time.Second+time.Duration(s.n)*time.Millisecond+cfg.Delay)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", s.path, s.mode, err)
 		}
 		res.Path, res.Mode = s.path, s.mode
+		if s.path == PathJetmeshOrdered {
+			res.Keys = cfg.OrderKeys
+		}
+		res.SidecarPeakRSSMiB = s.on.sidecarPeakRSS()
+		res.CPUSeconds, res.SidecarCPUSeconds = processCPU()-cpu0, s.on.sidecarCPU()-sidecarCPU0
 		rep.Results = append(rep.Results, res)
 	}
 	ratio := func(name string, a, b float64) {
-		if b > 0 {
+		if a > 0 && b > 0 {
 			rep.Ratios[name] = a / b
 		}
 	}
@@ -239,6 +313,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		bx, _ := rep.Find(PathJetmeshBatch, ModeFixed)
 		ratio("batchThroughputVsPerEvent", bf.EventsPerSec, jf.EventsPerSec)
 		ratio("batchP99VsPerEvent", bx.P99, jx.P99)
+	}
+	if cfg.RateLimit > 0 {
+		lf, _ := rep.Find(PathJetmeshRateLimited, ModeFull)
+		ratio("rateLimitAccuracy", lf.EventsPerSec, float64(cfg.RateLimit))
 	}
 	if cfg.Secure {
 		qf, _ := rep.Find(PathJetmeshSecure, ModeFull)
@@ -269,6 +347,8 @@ type env struct {
 	js        jetstream.JetStream
 	// token is the publisher's bearer token, with access control on.
 	token string
+	// sidecars deliver the bench rules: in this process, or child processes (SidecarExec).
+	sidecars []benchSidecar
 }
 
 // mintBenchPrincipals creates, as the server's first admin, the sidecar and the publisher
@@ -384,8 +464,11 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	if err != nil {
 		return fail(err)
 	}
-	if err := reg.Push(ctx, []schemas.Document{{Type: benchType, Version: 1, Origin: "bench", Raw: []byte(benchSchema)},
-		{Type: benchBatchType, Version: 1, Origin: "bench", Raw: []byte(benchSchema)}}); err != nil {
+	var docs []schemas.Document
+	for _, typ := range []string{benchType, benchBatchType, benchOrderedType, benchDelayedType, benchLimitedType} {
+		docs = append(docs, schemas.Document{Type: typ, Version: 1, Origin: "bench", Raw: []byte(benchSchema)})
+	}
+	if err := reg.Push(ctx, docs); err != nil {
 		return fail(err)
 	}
 	store, err := rules.OpenStore(ctx, e.js)
@@ -401,24 +484,25 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 				MaxConcurrency: max(cfg.Concurrency, 4*cfg.DeliveryBatch),
 				Batch:          &rules.Batch{MaxEvents: cfg.DeliveryBatch, MaxWait: duration.Duration(20 * time.Millisecond)}}})
 	}
+	if !secure {
+		wanted = append(wanted, modeRules(cfg)...)
+	}
 	if _, err := store.Apply(ctx, wanted, rules.ApplyOptions{}); err != nil {
 		return fail(err)
 	}
-	sc := sidecar.DefaultConfig()
-	sc.Service, sc.Handler, sc.Listen, sc.NATSURL = "bench", e.sinkURL, "127.0.0.1:0", srv.NATSURL()
-	sc.Creds, sc.TLSOptions = sidecarCreds, sidecarOpts
-	side, err := sidecar.New(sc, quiet)
-	if err != nil {
-		return fail(err)
+	replicas := 1
+	if cfg.OrderKeys > 0 && !secure {
+		replicas = 2 // the orderBy rule's partitions are split between two
 	}
-	wg.Go(func() { _ = side.Run(runCtx) })
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if st := side.Status(); st.Ready && st.Rules["bench"] == "bound" && (cfg.DeliveryBatch == 0 || st.Rules["bench-batch"] == "bound") {
-			break
+	for range replicas {
+		side, err := e.startSidecar(runCtx, &wg, sidecarCreds, sidecarOpts)
+		if err != nil {
+			return fail(err)
 		}
-		if time.Now().After(deadline) {
-			return fail(errors.New("the sidecar did not bind the bench rule within 30s"))
-		}
+		e.sidecars = append(e.sidecars, side)
+	}
+	if err := e.waitSidecars(ctx, len(wanted)); err != nil {
+		return fail(err)
 	}
 	// The schema is live once an event validates: wait for it rather than race the reload.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -465,13 +549,19 @@ func (e *env) post(ctx context.Context, contentType string, body []byte) (int, e
 // extension attribute (ce-sentat).
 func structured(id string, n int, sent time.Time) []byte { return structuredOf(benchType, id, n, sent) }
 
-func structuredOf(typ, id string, n int, sent time.Time) []byte {
-	b := make([]byte, 0, 160)
+func structuredOf(typ, id string, n int, sent time.Time) []byte { return eventJSON(typ, id, n, sent, "") }
+
+// eventJSON renders one event in structured mode; attrs, when set, are more attributes,
+// each followed by a comma.
+func eventJSON(typ, id string, n int, sent time.Time, attrs string) []byte {
+	b := make([]byte, 0, 160+len(attrs))
 	b = append(b, `{"specversion":"1.0","id":"`...)
 	b = append(b, id...)
 	b = append(b, `","source":"/bench","type":"`...)
 	b = append(b, typ...)
-	b = append(b, `","sentat":"`...)
+	b = append(b, `",`...)
+	b = append(b, attrs...)
+	b = append(b, `"sentat":"`...)
 	b = strconv.AppendInt(b, sent.UnixNano(), 10)
 	b = append(b, `","data":{"n":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
@@ -479,11 +569,11 @@ func structuredOf(typ, id string, n int, sent time.Time) []byte {
 }
 
 func (e *env) jetmeshFull(ctx context.Context, m *measure) error {
-	return e.publishFull(ctx, m, benchType)
+	return e.publishAll(ctx, m, benchType)
 }
 
 func (e *env) jetmeshBatchFull(ctx context.Context, m *measure) error {
-	return e.publishFull(ctx, m, benchBatchType)
+	return e.publishAll(ctx, m, benchBatchType)
 }
 
 func (e *env) jetmeshFixed(ctx context.Context, m *measure) error {
@@ -494,9 +584,9 @@ func (e *env) jetmeshBatchFixed(ctx context.Context, m *measure) error {
 	return e.publishFixed(ctx, m, benchBatchType)
 }
 
-// publishFull publishes the measurement's events of type typ as fast as the publishers go.
-func (e *env) publishFull(ctx context.Context, m *measure, typ string) error {
-	return spread(e.cfg.Events, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
+// publishAll publishes the measurement's events of type typ as fast as the publishers go.
+func (e *env) publishAll(ctx context.Context, m *measure, typ string) error {
+	return spread(m.want, e.cfg.Publishers, e.cfg.Batch, func(from, to int) error {
 		now := time.Now()
 		batch := make([]byte, 0, (to-from)*160)
 		batch = append(batch, '[')
@@ -703,7 +793,7 @@ func pace(ctx context.Context, rate, n, workers int, send func(i int, due time.T
 type sink struct{ cur atomic.Pointer[measure] }
 
 func (s *sink) start(name string, want int) *measure {
-	m := &measure{name: name, want: want, lat: make([]int64, want), done: make(chan struct{}), began: time.Now().UnixNano()}
+	m := &measure{name: name, want: want, lat: make([]int64, want), at: make([]int64, want), done: make(chan struct{}), began: time.Now().UnixNano()}
 	s.cur.Store(m)
 	return m
 }
@@ -728,12 +818,20 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	_, _ = io.Copy(io.Discard, r.Body)
-	v := r.Header.Get("Ce-Sentat")
-	if sent, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if m := s.cur.Load(); m != nil {
-			m.arrived(sent)
+	m := s.cur.Load()
+	if m != nil && m.order != nil {
+		var data struct {
+			N int `json:"n"`
 		}
+		raw, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(raw, &data) == nil {
+			m.order.Observe(r.Header.Get("Ce-Partitionkey"), data.N)
+		}
+	} else {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+	if sent, err := strconv.ParseInt(r.Header.Get("Ce-Sentat"), 10, 64); err == nil && m != nil {
+		m.arrived(sent)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -749,6 +847,12 @@ type measure struct {
 	began   int64
 	done    chan struct{}
 	cleanup []func()
+	// order checks each key's order (jetmesh-ordered); nil otherwise.
+	order *keyorder.Checker
+	// steady measures the rate over the middle 80% of the arrivals (jetmesh-ratelimited),
+	// leaving out the start and the end.
+	steady bool
+	at     []int64 // arrival times, with steady
 }
 
 func (m *measure) onDone(f func()) { m.cleanup = append(m.cleanup, f) }
@@ -759,7 +863,7 @@ func (m *measure) arrived(sent int64) {
 	if i >= int64(m.want) {
 		return // a redelivery after the measurement completed
 	}
-	m.lat[i] = now - sent
+	m.lat[i], m.at[i] = now-sent, now
 	m.last.Store(now)
 	// Done when every slot is written, not when the last one is claimed: a slot claimed
 	// earlier may still be being written.
@@ -785,5 +889,24 @@ func (m *measure) wait(ctx context.Context, timeout time.Duration) (Result, erro
 	slices.Sort(lat)
 	q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
 	secs := float64(m.last.Load()-m.began) / 1e9
-	return Result{Events: m.want, Seconds: secs, EventsPerSec: float64(m.want) / secs, P50: q(0.50), P99: q(0.99), P999: q(0.999)}, nil
+	res := Result{Events: m.want, Seconds: secs, EventsPerSec: float64(m.want) / secs, P50: q(0.50), P99: q(0.99), P999: q(0.999)}
+	if m.steady && m.want >= 10 {
+		at := slices.Clone(m.at)
+		slices.Sort(at)
+		from, to := m.want/10, m.want-m.want/10-1
+		res.EventsPerSec = float64(to-from) / (float64(at[to]-at[from]) / 1e9)
+	}
+	if m.order != nil {
+		_, res.Repeats, res.OrderViolations = m.order.Counts()
+	}
+	return res, nil
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -48,3 +48,33 @@ func TestConfigRefused(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestRunModes runs the measurements of the other delivery modes at a small size: every
+// event arrives, the ordered rule's keys keep their order across its two replicas, and
+// the report carries what each mode measures.
+func TestRunModes(t *testing.T) {
+	cfg := bench.DefaultConfig()
+	cfg.Events, cfg.Rate, cfg.Duration, cfg.Concurrency = 2000, 500, 400*time.Millisecond, 16
+	cfg.OrderKeys, cfg.Delay, cfg.RateLimit = 100, 300*time.Millisecond, 250
+	cfg.Only = []string{bench.PathJetmeshOrdered, bench.PathJetmeshDelayed, bench.PathJetmeshRateLimited}
+	cfg.DataDir = t.TempDir()
+	rep, err := bench.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 3 {
+		t.Fatalf("%d results: %+v", len(rep.Results), rep.Results)
+	}
+	ordered, ok := rep.Find(bench.PathJetmeshOrdered, bench.ModeFull)
+	if !ok || ordered.Events != 2000 || ordered.Keys != 100 || ordered.OrderViolations != 0 {
+		t.Fatalf("ordered: %+v", ordered)
+	}
+	delayed, ok := rep.Find(bench.PathJetmeshDelayed, bench.ModeFixed)
+	if !ok || delayed.Events != 200 {
+		t.Fatalf("delayed: %+v", delayed)
+	}
+	limited, ok := rep.Find(bench.PathJetmeshRateLimited, bench.ModeFull)
+	if !ok || limited.Events != 100 || rep.Ratios["rateLimitAccuracy"] <= 0 {
+		t.Fatalf("rate-limited: %+v, ratios %v", limited, rep.Ratios)
+	}
+}

@@ -15,6 +15,7 @@ import (
 func newBenchCmd(g *globals) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	var cpuProfile string
+	var sidecarProcess bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure jetmesh end to end against raw JetStream and raw loopback HTTP",
@@ -41,6 +42,13 @@ one-box deployment.`,
   jetmesh bench --cpuprofile cpu.out && go tool pprof -top cpu.out`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sidecarProcess {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("--sidecar-process: finding this binary: %w", err)
+				}
+				cfg.SidecarExec = exe
+			}
 			if err := cfg.Validate(); err != nil {
 				return refused("%v", err)
 			}
@@ -68,26 +76,51 @@ one-box deployment.`,
 			if g.output == "json" {
 				return writeJSON(g.stdout, rep)
 			}
-			t := newTable(g.stdout, "PATH", "MODE", "EVENTS", "EVENTS/S", "P50", "P99", "P99.9")
+			cols := []any{"PATH", "MODE", "EVENTS", "EVENTS/S", "P50", "P99", "P99.9"}
+			cols = append(cols, "CPU")
+			if cfg.SidecarExec != "" {
+				cols = append(cols, "SIDECAR CPU", "SIDECAR PEAK RSS")
+			}
+			t := newTable(g.stdout, cols...)
 			for _, r := range rep.Results {
 				mode := "full speed"
 				if r.Mode == bench.ModeFixed {
 					mode = fmt.Sprintf("%d/s", cfg.Rate)
 				}
-				t.row(r.Path, mode, r.Events, fmt.Sprintf("%.0f", r.EventsPerSec), ms(r.P50), ms(r.P99), ms(r.P999))
+				row := []any{r.Path, mode, r.Events, fmt.Sprintf("%.0f", r.EventsPerSec), ms(r.P50), ms(r.P99), ms(r.P999)}
+				row = append(row, fmt.Sprintf("%.1fs", r.CPUSeconds))
+				if cfg.SidecarExec != "" {
+					row = append(row, fmt.Sprintf("%.1fs", r.SidecarCPUSeconds), fmt.Sprintf("%.0f MiB", r.SidecarPeakRSSMiB))
+				}
+				t.row(row...)
 			}
 			if err := t.flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "\njetmesh throughput: %.2f× raw HTTP, %.2f× raw JetStream (full speed)\n",
-				rep.Ratios["throughputVsHTTP"], rep.Ratios["throughputVsJetStream"])
-			fmt.Fprintf(g.stdout, "jetmesh p99 at %d/s: %.1f× raw HTTP, %.1f× raw JetStream\n",
-				cfg.Rate, rep.Ratios["p99VsHTTP"], rep.Ratios["p99VsJetStream"])
-			if cfg.DeliveryBatch > 0 {
+			fmt.Fprintln(g.stdout)
+			if v, ok := rep.Ratios["throughputVsHTTP"]; ok {
+				fmt.Fprintf(g.stdout, "jetmesh throughput: %.2f× raw HTTP, %.2f× raw JetStream (full speed)\n", v, rep.Ratios["throughputVsJetStream"])
+			}
+			if v, ok := rep.Ratios["p99VsHTTP"]; ok {
+				fmt.Fprintf(g.stdout, "jetmesh p99 at %d/s: %.1f× raw HTTP, %.1f× raw JetStream\n", cfg.Rate, v, rep.Ratios["p99VsJetStream"])
+			}
+			if r, ok := rep.Find(bench.PathJetmeshOrdered, bench.ModeFull); ok {
+				fmt.Fprintf(g.stdout, "ordered by key (%d keys, 2 replicas): %.0f events/s, %d order violations, %d repeats\n",
+					r.Keys, r.EventsPerSec, r.OrderViolations, r.Repeats)
+			}
+			if r, ok := rep.Find(bench.PathJetmeshDelayed, bench.ModeFixed); ok {
+				fmt.Fprintf(g.stdout, "delayed events (%d due a second, %s ahead): lateness p50 %s, p99 %s, p99.9 %s after the due time\n",
+					cfg.Rate, cfg.Delay, ms(r.P50), ms(r.P99), ms(r.P999))
+			}
+			if r, ok := rep.Find(bench.PathJetmeshRateLimited, bench.ModeFull); ok {
+				fmt.Fprintf(g.stdout, "rate limit %d/s: the handler saw %.1f/s (%+.1f%%)\n",
+					cfg.RateLimit, r.EventsPerSec, (rep.Ratios["rateLimitAccuracy"]-1)*100)
+			}
+			if _, ok := rep.Ratios["batchThroughputVsPerEvent"]; ok {
 				fmt.Fprintf(g.stdout, "jetmesh with batch delivery (%d a request): %.2f× the throughput, %.2f× the p99 at %d/s of per-event delivery\n",
 					cfg.DeliveryBatch, rep.Ratios["batchThroughputVsPerEvent"], rep.Ratios["batchP99VsPerEvent"], cfg.Rate)
 			}
-			if cfg.Secure {
+			if _, ok := rep.Ratios["secureThroughputVsPlain"]; ok {
 				fmt.Fprintf(g.stdout, "jetmesh with access control and TLS: %.2f× the throughput, %.2f× the p99 at %d/s of jetmesh without\n",
 					rep.Ratios["secureThroughputVsPlain"], rep.Ratios["secureP99VsPlain"], cfg.Rate)
 			}
@@ -103,6 +136,11 @@ one-box deployment.`,
 	f.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "concurrent publishers at full speed")
 	f.IntVar(&cfg.Batch, "batch", cfg.Batch, "events per publish request at full speed")
 	f.IntVar(&cfg.DeliveryBatch, "delivery-batch", 0, "also measure batch delivery to the handler, this many events a request (delivery.batch), beside per-event delivery")
+	f.IntVar(&cfg.OrderKeys, "order-keys", 0, "also measure an orderBy rule over this many keys, delivered by two sidecar replicas, counting order violations at the handler")
+	f.DurationVar(&cfg.Delay, "delay", 0, "also measure delayed events (deliverat), each due this long after it is published, at --rate for --duration: the lateness after the due time")
+	f.IntVar(&cfg.RateLimit, "rate-limit", 0, "also measure a rule limited to this many deliveries a second (delivery.rateLimit): the rate the handler sees")
+	f.StringSliceVar(&cfg.Only, "only", nil, "measure only these paths (http, jetstream, jetmesh, jetmesh-batch, jetmesh-ordered, jetmesh-delayed, jetmesh-ratelimited, jetmesh-secure)")
+	f.BoolVar(&sidecarProcess, "sidecar-process", false, "run the sidecars as separate processes of this binary, and report their peak memory (VmHWM)")
 	f.BoolVar(&cfg.Secure, "secure", false, "also measure jetmesh with access control and TLS on (a second server in the same run)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	return cmd

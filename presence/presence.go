@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jetmesh/jetmesh/bus"
@@ -79,11 +80,19 @@ var unsafeKey = regexp.MustCompile(`[^-_=a-zA-Z0-9]`)
 
 func keySafe(s string) string { return unsafeKey.ReplaceAllString(s, "_") }
 
-// Instance names this process among the sidecars of its service: host and pid.
+// Instance names a sidecar among those of its service: host, pid, and a sequence number
+// that tells apart sidecars sharing a process (the bench runs two). An orderBy rule's
+// partitions are split among instances.
 func Instance() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
+	n := instances.Add(1)
+	if n == 1 {
+		return fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), n)
 }
+
+var instances atomic.Int64
 
 // Beat puts what describe returns under key every bus.PresenceInterval, and at once
 // whenever renew fires (nil: never), until ctx ends; then it deletes the key, so a process
