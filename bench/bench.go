@@ -549,7 +549,9 @@ func (e *env) post(ctx context.Context, contentType string, body []byte) (int, e
 // extension attribute (ce-sentat).
 func structured(id string, n int, sent time.Time) []byte { return structuredOf(benchType, id, n, sent) }
 
-func structuredOf(typ, id string, n int, sent time.Time) []byte { return eventJSON(typ, id, n, sent, "") }
+func structuredOf(typ, id string, n int, sent time.Time) []byte {
+	return eventJSON(typ, id, n, sent, "")
+}
 
 // eventJSON renders one event in structured mode; attrs, when set, are more attributes,
 // each followed by a comma.
