@@ -89,28 +89,131 @@ func (d *Deliverer) dispatch(stopping context.Context, batch []jetstream.Msg, se
 		}
 		return
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	send := func() {
 		defer func() {
 			for range batch {
 				<-sem
 			}
 		}()
 		d.handleBatch(batch, ackWait)
+	}
+	if d.rule.Delivery.Ordered {
+		send() // the next batch is gathered only once this one is settled
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		send()
 	}()
 }
 
 // handleBatch makes one batch request and settles each event by its own result: a
 // delivered one is acknowledged, one to retry backs off (or is dead-lettered once its own
-// attempts are used up), one dropped is dead-lettered at once.
+// attempts are used up), one dropped is dead-lettered at once. An ordered rule's batch
+// goes to handleOrderedBatch instead.
 func (d *Deliverer) handleBatch(batch []jetstream.Msg, ackWait time.Duration) {
+	if d.rule.Delivery.Ordered {
+		d.handleOrderedBatch(batch, ackWait)
+		return
+	}
+	results, ok := d.sendBatch(batch, ackWait)
+	if !ok {
+		return
+	}
+	for i, m := range batch {
+		res := results[i]
+		if res.Outcome != Delivered && d.abort.Err() != nil {
+			d.release(m) // cut short by shutdown: not the handler's failure
+			continue
+		}
+		d.settle(m, res)
+	}
+}
+
+// handleOrderedBatch keeps an ordered rule's order through failures: the events before
+// the first one to retry are settled, and that one and every later one are sent again,
+// as a batch, once its backoff has passed. Later events the handler took are sent again
+// too (at-least-once), since taking only them would put them before the failed one.
+func (d *Deliverer) handleOrderedBatch(batch []jetstream.Msg, ackWait time.Duration) {
+	attempts := make([]int, len(batch))
+	for i, m := range batch {
+		attempts[i] = 1
+		if meta, err := m.Metadata(); err == nil {
+			attempts[i] = int(meta.NumDelivered)
+		}
+	}
+	for len(batch) > 0 {
+		results, ok := d.sendBatch(batch, ackWait)
+		if !ok {
+			return
+		}
+		failed := len(batch)
+		for i, res := range results {
+			if res.Outcome == Retry || res.Outcome == Unreachable || res.Outcome != Delivered && d.abort.Err() != nil {
+				failed = i
+				break
+			}
+		}
+		for i, m := range batch[:failed] {
+			d.settleAttempt(m, attempts[i], time.Time{}, results[i])
+		}
+		if failed == len(batch) {
+			return
+		}
+		if d.abort.Err() != nil {
+			for _, m := range batch[failed:] {
+				d.release(m) // cut short by shutdown; handed back in order
+			}
+			return
+		}
+		head, res := batch[failed], results[failed]
+		batch, attempts = batch[failed:], attempts[failed:]
+		if attempts[0] >= d.rule.Delivery.MaxAttempts {
+			d.deadLetter(head, dlq.ReasonDeliveryFailed, attempts[0], res)
+			batch, attempts = batch[1:], attempts[1:]
+			continue
+		}
+		delay := d.retryDelay(attempts[0], res.RetryAfter)
+		d.retries.note(head, RetryNote{Attempt: attempts[0], Status: res.Status, Error: res.Error, NextAt: time.Now().Add(delay).UTC(), Service: d.rule.Target.Service})
+		d.count(resultRetried)
+		if !d.waitHolding(batch, delay, ackWait) {
+			for _, m := range batch {
+				d.release(m)
+			}
+			return
+		}
+		for i := range attempts {
+			attempts[i]++
+		}
+	}
+}
+
+// waitHolding waits delay, keeping held's ack wait alive; false when cut short by the
+// abort context.
+func (d *Deliverer) waitHolding(held []jetstream.Msg, delay, ackWait time.Duration) bool {
+	for _, m := range held {
+		defer keepAlive(m, max(time.Second, ackWait/3))()
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-d.abort.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// sendBatch makes one batch request; false when the target takes no batches (the events
+// are then dead-lettered).
+func (d *Deliverer) sendBatch(batch []jetstream.Msg, ackWait time.Duration) ([]Result, bool) {
 	bt, ok := d.target.(BatchTarget)
 	if !ok {
 		for _, m := range batch {
 			d.deadLetter(m, dlq.ReasonDeliveryRejected, 1, Result{Outcome: Reject, Error: "the target cannot take batches"})
 		}
-		return
+		return nil, false
 	}
 	events := make([]StoredEvent, len(batch))
 	for i, m := range batch {
@@ -128,14 +231,7 @@ func (d *Deliverer) handleBatch(batch []jetstream.Msg, ackWait time.Duration) {
 	results := bt.SendBatch(ctx, events)
 	d.m.inFlight.Sub(float64(len(batch)))
 	d.m.duration.Observe(time.Since(began).Seconds())
-	for i, m := range batch {
-		res := results[i]
-		if res.Outcome != Delivered && d.abort.Err() != nil {
-			d.release(m) // cut short by shutdown: not the handler's failure
-			continue
-		}
-		d.settle(m, res)
-	}
+	return results, true
 }
 
 // MediaBatch is the content type of a batch request.

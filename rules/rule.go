@@ -58,7 +58,9 @@ type Delivery struct {
 	// Timeout bounds one delivery attempt (one HTTP request). Default 30s.
 	Timeout duration.Duration `json:"timeout,omitempty"`
 	// MaxConcurrency bounds the events in flight for this rule across all replicas of the
-	// service (the consumer's max ack pending). Default 16; 1 when ordered.
+	// service (the consumer's max ack pending). Default 16; 1 when ordered (with batch,
+	// batch.maxEvents: one batch at a time). For an orderBy rule, each partition delivers
+	// at most its share of it at once.
 	MaxConcurrency int `json:"maxConcurrency,omitempty"`
 	// Ordered delivers strictly in stream order, one event at a time.
 	Ordered bool `json:"ordered,omitempty"`
@@ -159,10 +161,12 @@ func (r *Rule) SetDefaults() {
 	}
 	if d.MaxConcurrency == 0 {
 		d.MaxConcurrency = DefaultMaxConcurrency
-		if d.Ordered {
+		switch {
+		case d.Ordered && d.Batch != nil:
+			d.MaxConcurrency = d.Batch.MaxEvents // one batch at a time, in order
+		case d.Ordered:
 			d.MaxConcurrency = 1
-		}
-		if d.Batch != nil && d.Batch.MaxEvents > 0 {
+		case d.Batch != nil && d.Batch.MaxEvents > 0:
 			// Room for a batch being sent while the next one fills.
 			d.MaxConcurrency = min(maxConcurrencyLimit, max(d.MaxConcurrency, 2*d.Batch.MaxEvents))
 		}
@@ -244,8 +248,8 @@ func (r *Rule) Validate() error {
 		if b.MaxWait < 0 || b.MaxWait.Std() > maxBatchWait {
 			add("delivery.batch.maxWait must be between 0 and %s, got %s", maxBatchWait, b.MaxWait)
 		}
-		if d.Ordered {
-			add("delivery.batch with ordered is not supported yet: a partly failed batch would break the order")
+		if d.Ordered && d.MaxConcurrency != b.MaxEvents {
+			add("delivery.ordered with batch sends one batch at a time: leave maxConcurrency out or set it to batch.maxEvents (%d), got %d", b.MaxEvents, d.MaxConcurrency)
 		}
 	}
 	if d.OrderBy != "" {
@@ -264,7 +268,7 @@ func (r *Rule) Validate() error {
 	} else if d.Partitions != 0 {
 		add("delivery.partitions applies to orderBy rules only")
 	}
-	if d.Ordered && d.MaxConcurrency != 1 {
+	if d.Ordered && d.Batch == nil && d.MaxConcurrency != 1 {
 		add("delivery.ordered delivers one event at a time: leave maxConcurrency out or set it to 1, got %d", d.MaxConcurrency)
 	}
 	b := d.Backoff
