@@ -97,17 +97,37 @@ func (c *streamCollector) collectRules(ctx context.Context, st jetstream.Stream,
 			}
 		}
 	}
+	// An orderBy rule has a consumer per partition, each reading every event of the rule:
+	// its backlog is the largest, its in-flight and limits the sums.
+	type ruleState struct {
+		pending                        uint64
+		acks, redelivered, maxInFlight int
+		paused                         bool
+	}
+	byRule := map[string]*ruleState{}
 	lister := st.ListConsumers(ctx)
 	for info := range lister.Info() {
 		rule, ok := info.Config.Metadata[rules.MetaRule]
 		if !ok {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.rulePending, prometheus.GaugeValue, float64(info.NumPending), rule)
-		ch <- prometheus.MustNewConstMetric(c.ruleAcks, prometheus.GaugeValue, float64(info.NumAckPending), rule)
-		ch <- prometheus.MustNewConstMetric(c.ruleRedelivered, prometheus.GaugeValue, float64(info.NumRedelivered), rule)
-		ch <- prometheus.MustNewConstMetric(c.ruleMaxInFlight, prometheus.GaugeValue, float64(info.Config.MaxAckPending), rule)
-		ch <- prometheus.MustNewConstMetric(c.rulePaused, prometheus.GaugeValue, boolGauge(info.Paused), rule)
+		r := byRule[rule]
+		if r == nil {
+			r = &ruleState{}
+			byRule[rule] = r
+		}
+		r.pending = max(r.pending, info.NumPending)
+		r.acks += info.NumAckPending
+		r.redelivered += info.NumRedelivered
+		r.maxInFlight += info.Config.MaxAckPending
+		r.paused = r.paused || info.Paused
+	}
+	for rule, r := range byRule {
+		ch <- prometheus.MustNewConstMetric(c.rulePending, prometheus.GaugeValue, float64(r.pending), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleAcks, prometheus.GaugeValue, float64(r.acks), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleRedelivered, prometheus.GaugeValue, float64(r.redelivered), rule)
+		ch <- prometheus.MustNewConstMetric(c.ruleMaxInFlight, prometheus.GaugeValue, float64(r.maxInFlight), rule)
+		ch <- prometheus.MustNewConstMetric(c.rulePaused, prometheus.GaugeValue, boolGauge(r.paused), rule)
 		ch <- prometheus.MustNewConstMetric(c.ruleSidecars, prometheus.GaugeValue, float64(sidecars[rule]), rule)
 	}
 }

@@ -290,7 +290,8 @@ func TestMetricsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	applyRule(t, srv, "name: metered\npattern: {type: [a]}\ntarget: {service: s}\n")
+	// keyed has three partition consumers: its metrics are one series, not three.
+	applyRule(t, srv, "name: metered\npattern: {type: [a]}\ntarget: {service: s}\n---\nname: keyed\npattern: {type: [a]}\ntarget: {service: s}\ndelivery: {orderBy: partitionkey, partitions: 3}\n")
 	// The reconciler counts its pass just after making the consumer: scrape until it has.
 	var raw []byte
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -300,7 +301,7 @@ func TestMetricsDocumented(t *testing.T) {
 		}
 		raw, _ = io.ReadAll(res.Body)
 		res.Body.Close()
-		if strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 1`) || time.Now().After(deadline) {
+		if strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 4`) || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -310,8 +311,11 @@ func TestMetricsDocumented(t *testing.T) {
 	if !strings.Contains(string(raw), `jetmesh_stream_messages{stream="EVENTS"} 1`) {
 		t.Errorf("stream state missing")
 	}
-	if !strings.Contains(string(raw), `jetmesh_rule_pending{rule="metered"} 0`) || !strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 1`) {
+	if !strings.Contains(string(raw), `jetmesh_rule_pending{rule="metered"} 0`) || !strings.Contains(string(raw), `jetmesh_rules_consumer_changes_total{op="created"} 4`) {
 		t.Errorf("rule metrics missing:\n%s", raw)
+	}
+	if !strings.Contains(string(raw), `jetmesh_rule_max_in_flight{rule="keyed"} 768`) {
+		t.Errorf("the orderBy rule's partitions are not summed (3 × 256):\n%s", raw)
 	}
 	metricsdoc.Check(t, string(raw), "../docs/metrics.md", "", "## Sidecar")
 }
