@@ -66,7 +66,7 @@ func checkMetrics(t *testing.T, where string, names []string, known map[string]b
 }
 
 func TestAlertsParseAndUseRealMetrics(t *testing.T) {
-	groups, errs := rulefmt.ParseFile("prometheus/alerts.yaml", false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
+	groups, errs := rulefmt.ParseFile("helm/jetmesh/files/alerts.yaml", false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
 	for _, err := range errs {
 		t.Error(err)
 	}
@@ -94,7 +94,7 @@ func TestAlertsParseAndUseRealMetrics(t *testing.T) {
 }
 
 func TestDashboardUsesRealMetrics(t *testing.T) {
-	raw, err := os.ReadFile("grafana/jetmesh.json")
+	raw, err := os.ReadFile("helm/jetmesh/files/jetmesh-dashboard.json")
 	if err != nil {
 		t.Fatal(err)
 	}

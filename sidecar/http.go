@@ -34,6 +34,16 @@ func (s *Sidecar) routes() http.Handler {
 		}
 		writeJSON(w, code, st)
 	})
+	// /startupz leaves the app's health out: a native sidecar's startup probe asks it, and
+	// the app starts only once it passes, so waiting for the app here would never end.
+	mux.HandleFunc("GET /startupz", func(w http.ResponseWriter, _ *http.Request) {
+		st := s.Status()
+		code := http.StatusOK
+		if !st.Started {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, st)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -391,7 +391,9 @@ func (s *Sidecar) probeOnce(ctx context.Context, timeout time.Duration) bool {
 
 // Status is the sidecar's readiness, as /readyz reports it.
 type Status struct {
-	Ready      bool `json:"ready"`
+	Ready bool `json:"ready"`
+	// Started: connected to NATS and the rules read, whatever the app's health (/startupz).
+	Started    bool `json:"started"`
 	Connected  bool `json:"connected"`
 	AppHealthy bool `json:"appHealthy"`
 	// Rules maps each rule targeting the service to "bound" (pulling), "unreachable"
@@ -426,6 +428,7 @@ func (s *Sidecar) Status() Status {
 	}
 	s.mu.Unlock()
 	sort.Strings(waiting)
+	st.Started = st.Connected && loaded
 	switch {
 	case !st.Connected:
 		st.Reason = "not connected to NATS at " + s.cfg.NATSURL

@@ -420,6 +420,16 @@ func TestAppHealthPauses(t *testing.T) {
 	b.apply(t, "name: orders\npattern: {type: [orders.created]}\ntarget: {service: billing}\ndelivery: {maxAttempts: 1}\n")
 	sc := runSidecar(t, cfg)
 	waitFor(t, "paused", func() bool { return readyz(t, sc).Rules["orders"] == "paused" })
+	// Not ready while the app is not, but started: a native sidecar's startup probe
+	// (/startupz) passes, so the app it waits for can start.
+	res, err := http.Get("http://" + sc.Addr() + "/startupz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || readyz(t, sc).Ready {
+		t.Fatalf("/startupz %d while the app is unhealthy, want 200", res.StatusCode)
+	}
 	b.publish(t, "h1", "orders.created", `{}`)
 	time.Sleep(300 * time.Millisecond)
 	if len(svc.ids("/")) != 0 {
