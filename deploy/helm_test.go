@@ -329,3 +329,35 @@ func envValue(env []corev1.EnvVar, name string) string {
 	}
 	return ""
 }
+
+// TestHelmValuesDocumented: every value in values.yaml has a row in the chart's README.
+func TestHelmValuesDocumented(t *testing.T) {
+	raw, err := os.ReadFile(chart + "/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(chart + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Maps that users fill (labels, annotations, resources) are one value each.
+	whole := []string{"resources", "metrics.grafanaDashboard.labels"}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			key := prefix + k
+			if sub, ok := v.(map[string]any); ok && len(sub) > 0 && !slices.Contains(whole, key) {
+				walk(key+".", sub)
+				continue
+			}
+			if !strings.Contains(string(readme), "| `"+key+"` |") {
+				t.Errorf("value %s is not in the chart's README", key)
+			}
+		}
+	}
+	walk("", values)
+}
