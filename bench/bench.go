@@ -72,6 +72,9 @@ type Config struct {
 	// SidecarExec, when set, runs the sidecars as separate processes of this jetmesh binary
 	// (`jetmesh sidecar`), so their peak memory is measured apart from the server's.
 	SidecarExec string `json:"-"`
+	// Nodes is how many servers run: 1, or 3 for a cluster on loopback with R3 streams
+	// (publishers and sidecars use the first node).
+	Nodes int `json:"nodes"`
 	// Secure also measures jetmesh with access control and TLS on (bearer tokens over
 	// HTTPS, a sidecar with credentials over TLS), in the same run: the cost of security.
 	Secure bool `json:"secure"`
@@ -84,7 +87,7 @@ type Config struct {
 // DefaultConfig: 20,000 events at full speed, 2,000 events/s for 5 s, concurrency 64, four
 // publishers of 100-event batches.
 func DefaultConfig() Config {
-	return Config{Events: 20000, Rate: 2000, Duration: 5 * time.Second, Concurrency: 64, Publishers: 4, Batch: 100}
+	return Config{Events: 20000, Rate: 2000, Duration: 5 * time.Second, Concurrency: 64, Publishers: 4, Batch: 100, Nodes: 1}
 }
 
 // ErrConfig marks an invalid configuration.
@@ -129,6 +132,9 @@ func (c Config) Validate() error {
 		if !slices.Contains(allPaths, p) {
 			errs = append(errs, fmt.Errorf("--only: unknown path %q (paths: %s)", p, strings.Join(allPaths, ", ")))
 		}
+	}
+	if c.Nodes != 1 && c.Nodes != 3 {
+		errs = append(errs, fmt.Errorf("--nodes must be 1 or 3, got %d", c.Nodes))
 	}
 	if c.SidecarExec != "" && c.Secure {
 		errs = append(errs, errors.New("--sidecar-process with --secure is not supported: the secured run's sidecar runs in this process"))
@@ -349,6 +355,8 @@ type env struct {
 	token string
 	// sidecars deliver the bench rules: in this process, or child processes (SidecarExec).
 	sidecars []benchSidecar
+	// replicas of the streams: 3 in a cluster.
+	replicas int
 }
 
 // mintBenchPrincipals creates, as the server's first admin, the sidecar and the publisher
@@ -398,21 +406,44 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 		scfg.Auth.Enabled = true
 		scfg.TLS = server.TLSConfig{Cert: certs.Cert, Key: certs.Key, CA: certs.CA}
 	}
-	srv, err := server.New(scfg, quiet)
+	nodes := 1
+	if !secure {
+		nodes = cfg.Nodes
+	}
+	scfgs, err := clusterConfigs(scfg, nodes)
 	if err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	e := &env{cfg: cfg, srv: srv}
+	e := &env{cfg: cfg}
 	e.stop = func() { cancel(); wg.Wait() }
-	serverErr := make(chan error, 1)
-	wg.Go(func() { serverErr <- srv.Run(runCtx) })
-	select {
-	case <-srv.Started():
-	case err := <-serverErr:
-		e.stop()
-		return nil, fmt.Errorf("starting the server: %w", err)
+	serverErr := make(chan error, nodes)
+	var servers []*server.Server
+	for _, c := range scfgs {
+		srv, err := server.New(c, quiet)
+		if err != nil {
+			e.stop()
+			return nil, err
+		}
+		servers = append(servers, srv)
+		wg.Go(func() { serverErr <- srv.Run(runCtx) })
+	}
+	e.srv = servers[0] // publishers and sidecars use the first node
+	e.replicas = scfgs[0].Streams.Replicas
+	for _, srv := range servers {
+		select {
+		case <-srv.Started():
+		case err := <-serverErr:
+			e.stop()
+			return nil, fmt.Errorf("starting the server: %w", err)
+		}
+	}
+	if nodes > 1 {
+		if err := waitReady(ctx, servers); err != nil {
+			e.stop()
+			return nil, err
+		}
 	}
 	fail := func(err error) (*env, error) { e.close(); return nil, err }
 
@@ -425,7 +456,7 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	wg.Go(func() { _ = sinkSrv.Serve(ln) })
 	wg.Go(func() { <-runCtx.Done(); _ = sinkSrv.Close() })
 	e.sinkURL = "http://" + ln.Addr().String()
-	e.ingestURL = "http://" + srv.HTTPAddr() + "/v1/events"
+	e.ingestURL = "http://" + e.srv.HTTPAddr() + "/v1/events"
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 1024
 	e.client = &http.Client{Transport: tr}
@@ -438,7 +469,7 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 			return fail(err)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-		e.ingestURL = "https://" + srv.HTTPAddr() + "/v1/events"
+		e.ingestURL = "https://" + e.srv.HTTPAddr() + "/v1/events"
 		admin, err := auth.ReadCredentials(filepath.Join(dataDir, "auth", "admin.creds"))
 		if err != nil {
 			return fail(err)
@@ -450,7 +481,7 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 		sidecarOpts = []nats.Option{nats.RootCAs(certs.CA)}
 		natsOpts = append(append(natsOpts, adminOpts...), sidecarOpts...)
 	}
-	if e.nc, err = nats.Connect(srv.NATSURL(), natsOpts...); err != nil {
+	if e.nc, err = nats.Connect(e.srv.NATSURL(), natsOpts...); err != nil {
 		return fail(err)
 	}
 	var sidecarCreds string
@@ -508,7 +539,12 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		m := e.sink.start("warm-up", 1)
 		if code, err := e.post(ctx, "application/cloudevents+json", structured("warm-up", 0, time.Now())); err == nil && code == 200 {
-			if _, err := m.wait(ctx, 10*time.Second); err != nil {
+			if _, err := m.wait(ctx, 30*time.Second); err != nil {
+				for _, sc := range e.sidecars {
+					if p, ok := sc.(*childProcess); ok {
+						fmt.Fprintln(os.Stderr, p.out.String())
+					}
+				}
 				return fail(fmt.Errorf("warming up: %w", err))
 			}
 			break
@@ -626,7 +662,9 @@ var stallWait = jetstream.WithStallWait(10 * time.Second)
 const rawStream = "BENCHRAW"
 
 func (e *env) rawConsumer(ctx context.Context, m *measure) (jetstream.ConsumeContext, error) {
-	st, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"benchraw"}, Storage: jetstream.FileStorage})
+	// As many replicas as EVENTS has, so the baseline pays for replication too.
+	st, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"benchraw"}, Storage: jetstream.FileStorage,
+		Replicas: max(1, e.replicas)})
 	if err != nil {
 		return nil, err
 	}
@@ -634,6 +672,17 @@ func (e *env) rawConsumer(ctx context.Context, m *measure) (jetstream.ConsumeCon
 		DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: e.cfg.Concurrency})
 	if err != nil {
 		return nil, err
+	}
+	// In a cluster a pull sent before the consumer has a leader goes unanswered until it
+	// expires: start once it has one.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := cons.Info(ctx)
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("the baseline's consumer got no leader within 30s")
+		}
 	}
 	return cons.Consume(func(msg jetstream.Msg) {
 		if sent, err := strconv.ParseInt(msg.Headers().Get("ce-sentat"), 10, 64); err == nil {

@@ -140,6 +140,7 @@ one-box deployment.`,
 	f.DurationVar(&cfg.Delay, "delay", 0, "also measure delayed events (deliverat), each due this long after it is published, at --rate for --duration: the lateness after the due time")
 	f.IntVar(&cfg.RateLimit, "rate-limit", 0, "also measure a rule limited to this many deliveries a second (delivery.rateLimit): the rate the handler sees")
 	f.StringSliceVar(&cfg.Only, "only", nil, "measure only these paths (http, jetstream, jetmesh, jetmesh-batch, jetmesh-ordered, jetmesh-delayed, jetmesh-ratelimited, jetmesh-secure)")
+	f.IntVar(&cfg.Nodes, "nodes", 1, "servers: 1, or 3 for a cluster on loopback with R3 streams (publishers and sidecars use the first)")
 	f.BoolVar(&sidecarProcess, "sidecar-process", false, "run the sidecars as separate processes of this binary, and report their peak memory (VmHWM)")
 	f.BoolVar(&cfg.Secure, "secure", false, "also measure jetmesh with access control and TLS on (a second server in the same run)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -181,7 +181,9 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 		// ack wait runs meanwhile.
 		buffered = max(1, min(n, int(d.rate)))
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(buffered))
+	// A pull that reaches a consumer with no leader yet (just created, or failing over in
+	// a cluster) goes unanswered until it expires: expire it soon, so that costs seconds.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(buffered), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return err
 	}
@@ -244,6 +246,9 @@ func (d *Deliverer) pump(ctx context.Context, cons jetstream.Consumer) error {
 	wg.Wait()
 	return failed
 }
+
+// pullExpiry bounds how long one pull request waits on the server.
+const pullExpiry = 5 * time.Second
 
 // handle makes one delivery attempt and settles the event. stopping ends when the
 // deliverer stops pulling: an event waiting for an unreachable handler is then handed

@@ -39,6 +39,22 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 		t.Fatalf("EVENTS is not replicated: exit %d\n%s", code, out)
 	}
 
+	// One server reconciles the rule consumers: each rule's is made once, and none is
+	// deleted by a server whose view of the rules bucket lags (that lost events).
+	var yaml strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&yaml, "---\nname: r%d\npattern: {type: [orders.created]}\ntarget: {service: s%d}\n", i, i)
+	}
+	applyRules(t, nodes[2], yaml.String())
+	eventually(t, 30*time.Second, "the five rule consumers", func() bool {
+		return strings.Count(nodes[0].log.String()+nodes[1].log.String()+nodes[2].log.String(), `msg="rule consumer created"`) >= 5
+	})
+	time.Sleep(2 * time.Second) // a second reconciler, were there one, would act by now
+	logs := nodes[0].log.String() + nodes[1].log.String() + nodes[2].log.String()
+	if created, deleted := strings.Count(logs, `msg="rule consumer created"`), strings.Count(logs, `msg="rule consumer deleted"`); created != 5 || deleted != 0 {
+		t.Errorf("rule consumers created %d times and deleted %d times for 5 new rules, want 5 and 0", created, deleted)
+	}
+
 	accepted := publishUnderLoad(t, nodes[0], func() {
 		time.Sleep(time.Second)
 		nodes[0].kill()

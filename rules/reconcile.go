@@ -140,6 +140,7 @@ type Reconciler struct {
 	log    *slog.Logger
 	resync time.Duration
 	onPass func([]Action, error)
+	leader func() (bool, <-chan struct{})
 }
 
 // ReconcilerOption tunes a Reconciler at construction.
@@ -148,6 +149,22 @@ type ReconcilerOption func(*Reconciler)
 // OnPass registers a callback run after every pass Run makes, for metrics.
 func OnPass(f func(actions []Action, err error)) ReconcilerOption {
 	return func(rc *Reconciler) { rc.onPass = f }
+}
+
+// OnlyWhile makes Run reconcile only while leading reports true: in a cluster every server
+// runs a reconciler and one, the lease holder, acts. Two acting at once would race: one
+// whose view of the rules bucket lags could delete a consumer the other just made for a
+// new rule. leading also returns a channel closed at its next change.
+func OnlyWhile(leading func() (bool, <-chan struct{})) ReconcilerOption {
+	return func(rc *Reconciler) { rc.leader = leading }
+}
+
+// leader0 is the leader function, or always leading without one.
+func (rc *Reconciler) leader0() (bool, <-chan struct{}) {
+	if rc.leader == nil {
+		return true, nil
+	}
+	return rc.leader()
 }
 
 // NewReconciler returns a reconciler that also re-checks every resync interval, repairing
@@ -175,9 +192,15 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 	defer tick.Stop()
 	retry := time.NewTimer(0)
 	for {
+		_, leadChanged := rc.leader0()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-leadChanged:
+			// Taking over: read the bucket afresh, not a view that may lag behind it.
+			if fresh, err := kvwatch.Read(ctx, rc.js, bus.RulesBucket); err == nil {
+				snap = fresh
+			}
 		case next, ok := <-changes:
 			if !ok {
 				if err := w.Err(); err != nil {
@@ -193,6 +216,9 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 				rc.log.Warn("re-reading the rules bucket failed; reconciling with the last contents seen", "error", err)
 			}
 		case <-retry.C:
+		}
+		if leading, _ := rc.leader0(); !leading {
+			continue // another server reconciles
 		}
 		actions, err := rc.Reconcile(ctx, decodeAll(snap, rc.log))
 		if ctx.Err() != nil {
@@ -307,6 +333,12 @@ func (rc *Reconciler) Reconcile(ctx context.Context, rules map[string]*Rule) ([]
 	sort.Strings(orphans)
 	for _, cname := range orphans {
 		owner := existing[cname].Config.Metadata[MetaRule]
+		if rules[owner] == nil && rc.ruleStored(callCtx, owner) {
+			// The view of the bucket lags behind it: the rule is there. Deleting its consumer
+			// now would lose the events published until it is made again.
+			rc.log.Warn("a rule consumer's rule is missing from the view of the rules bucket but stored; keeping the consumer", "rule", owner, "consumer", cname)
+			continue
+		}
 		if err := stream.DeleteConsumer(callCtx, cname); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			errs = append(errs, fmt.Errorf("deleting consumer %s: %w", cname, err))
 			continue
@@ -321,6 +353,17 @@ func (rc *Reconciler) Reconcile(ctx context.Context, rules map[string]*Rule) ([]
 		rc.log.Info("rule consumer "+a.Op, "rule", a.Rule, "detail", a.Detail)
 	}
 	return actions, errors.Join(errs...)
+}
+
+// ruleStored reads the rules bucket itself (not a watch's view) for rule; a failed read
+// counts as stored, so nothing is deleted on a doubt.
+func (rc *Reconciler) ruleStored(ctx context.Context, rule string) bool {
+	kv, err := rc.js.KeyValue(ctx, bus.RulesBucket)
+	if err != nil {
+		return true
+	}
+	_, err = kv.Get(ctx, rule)
+	return !errors.Is(err, jetstream.ErrKeyNotFound)
 }
 
 // ensure brings one rule's consumer in line; nil Action means it already was.

@@ -20,6 +20,7 @@ import (
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/console"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/internal/lease"
 	"github.com/jetmesh/jetmesh/lookup"
 	"github.com/jetmesh/jetmesh/replay"
 	"github.com/jetmesh/jetmesh/rules"
@@ -67,6 +68,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 
 // Started is closed once the server listens everywhere and its streams exist.
 func (s *Server) Started() <-chan struct{} { return s.started }
+
+// ReconcilerLease is the key of the presence bucket whose holder reconciles the rule
+// consumers.
+const ReconcilerLease = "lease.reconciler"
 
 // NATSURL is the client URL, valid after Started.
 func (s *Server) NATSURL() string { return s.natsURL }
@@ -201,7 +206,15 @@ func (s *Server) Run(ctx context.Context) error {
 	s.storage.Store(watch)
 	watch.check(ctx) // the DLQ's first record, before anything can be discarded
 	wg.Go(func() { watch.run(ingressCtx) })
-	reconciler := rules.NewReconciler(js, s.log.With("component", "rules"), 30*time.Second, rules.OnPass(newRuleMetrics(reg).observe))
+	presenceKV, err := js.KeyValue(ctx, bus.PresenceBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", bus.PresenceBucket, err)
+	}
+	// One server of a cluster reconciles the rule consumers: the holder of this lease.
+	reconcileLease := lease.New(presenceKV, ReconcilerLease, s.nodeName(), bus.PresenceInterval, s.log.With("component", "rules"))
+	wg.Go(func() { reconcileLease.Run(ingressCtx) })
+	reconciler := rules.NewReconciler(js, s.log.With("component", "rules"), 30*time.Second, rules.OnPass(newRuleMetrics(reg).observe),
+		rules.OnlyWhile(reconcileLease.Held))
 	wg.Go(func() {
 		if err := reconciler.Run(ingressCtx); err != nil {
 			errc <- fmt.Errorf("rules reconciler: %w", err)
