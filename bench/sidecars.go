@@ -116,7 +116,7 @@ func (e *env) startSidecar(ctx context.Context, wg *sync.WaitGroup, creds string
 	_ = ln.Close()
 	p := &childProcess{listen: listen, out: &bytes.Buffer{}}
 	p.cmd = exec.Command(e.cfg.SidecarExec, "sidecar", "--server", e.srv.NATSURL(), "--service", "bench",
-		"--handler", e.sinkURL, "--listen", listen, "--log-level", "debug")
+		"--handler", e.sinkURL, "--listen", listen, "--log-level", "warn")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the sidecar process: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -420,5 +421,66 @@ func TestStartTimeChangeNeverSkipsUndelivered(t *testing.T) {
 	}
 	if got := pending(); got != 0 {
 		t.Fatalf("after a forced later startTime: pending %d, want 0", got)
+	}
+}
+
+// TestLaggingViewKeepsConsumer: a reconciler whose view of the rules bucket lacks a rule
+// that is stored (it lags behind another server's writes) keeps the rule's consumer,
+// where deleting it would lose the events published until it is made again; once the
+// rule is really removed, the consumer goes.
+func TestLaggingViewKeepsConsumer(t *testing.T) {
+	js, store := setupBus(t)
+	ctx := context.Background()
+	rc := rules.NewReconciler(js, slog.New(slog.DiscardHandler), time.Hour)
+	if _, err := store.Apply(ctx, mustRules(t, "name: fresh\npattern: {type: [a.b]}\ntarget: {service: s}\n"), rules.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Reconcile(ctx, stored(t, store)); err != nil {
+		t.Fatal(err)
+	}
+	lagging := map[string]*rules.Rule{} // a view from before the rule was applied
+	actions, err := rc.Reconcile(ctx, lagging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(actions) != 0 || consumerInfo(t, js, "rule-fresh") == nil {
+		t.Fatalf("a lagging view removed the consumer of a stored rule: %v", ops(actions))
+	}
+	if err := store.Delete(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if actions, err = rc.Reconcile(ctx, lagging); err != nil || !slices.Equal(ops(actions), []string{"fresh:deleted"}) {
+		t.Fatalf("after the rule's removal: %v %v", ops(actions), err)
+	}
+}
+
+// TestReconcilerActsOnlyWhileLeading: a reconciler that does not hold the lease makes no
+// consumer; it reconciles once it does.
+func TestReconcilerActsOnlyWhileLeading(t *testing.T) {
+	js, store := setupBus(t)
+	var mu sync.Mutex
+	leading, changed := false, make(chan struct{})
+	lead := func() (bool, <-chan struct{}) { mu.Lock(); defer mu.Unlock(); return leading, changed }
+	rc := rules.NewReconciler(js, slog.New(slog.DiscardHandler), time.Hour, rules.OnlyWhile(lead))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if _, err := store.Apply(context.Background(), mustRules(t, "name: led\npattern: {type: [a.b]}\ntarget: {service: s}\n"), rules.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if consumerInfo(t, js, "rule-led") != nil {
+		t.Fatal("a reconciler without the lease made a consumer")
+	}
+	mu.Lock()
+	leading = true
+	close(changed)
+	changed = make(chan struct{})
+	mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); consumerInfo(t, js, "rule-led") == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reconciler did not act once it held the lease")
+		}
 	}
 }
