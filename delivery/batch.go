@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetmesh/jetmesh/dlq"
 	"github.com/jetmesh/jetmesh/event"
+	"github.com/jetmesh/jetmesh/internal/pace"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,7 +178,7 @@ func (d *Deliverer) handleOrderedBatch(batch []jetstream.Msg, ackWait time.Durat
 		delay := d.retryDelay(attempts[0], res.RetryAfter)
 		d.retries.note(head, RetryNote{Attempt: attempts[0], Status: res.Status, Error: res.Error, NextAt: time.Now().Add(delay).UTC(), Service: d.rule.Target.Service})
 		d.count(resultRetried)
-		if !d.waitHolding(batch, delay, ackWait) {
+		if !waitHolding(d.abort, batch, delay, ackWait) {
 			for _, m := range batch {
 				d.release(m)
 			}
@@ -189,20 +190,13 @@ func (d *Deliverer) handleOrderedBatch(batch []jetstream.Msg, ackWait time.Durat
 	}
 }
 
-// waitHolding waits delay, keeping held's ack wait alive; false when cut short by the
-// abort context.
-func (d *Deliverer) waitHolding(held []jetstream.Msg, delay, ackWait time.Duration) bool {
+// waitHolding waits out a retry's backoff in place, keeping held's ack wait alive; false
+// when ctx ends first.
+func waitHolding(ctx context.Context, held []jetstream.Msg, delay, ackWait time.Duration) bool {
 	for _, m := range held {
 		defer keepAlive(m, max(time.Second, ackWait/3))()
 	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-d.abort.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return pace.Sleep(ctx, delay) == nil
 }
 
 // sendBatch makes one batch request; false when the target takes no batches (the events

@@ -402,7 +402,7 @@ func (p *partition) deliver(msg jetstream.Msg) bool {
 				reason = dlq.ReasonDeliveryRejected
 			}
 			for !d.writeDeadLetter(msg, reason, attempt, res) {
-				if !p.pause(msg, d.retryDelay(attempt, 0)) {
+				if !waitHolding(p.stopping, []jetstream.Msg{msg}, d.retryDelay(attempt, 0), p.ackWait) {
 					return false
 				}
 			}
@@ -411,24 +411,10 @@ func (p *partition) deliver(msg jetstream.Msg) bool {
 		delay := d.retryDelay(attempt, res.RetryAfter)
 		d.retries.note(msg, RetryNote{Attempt: attempt, Status: res.Status, Error: res.Error, NextAt: time.Now().Add(delay).UTC(), Service: d.rule.Target.Service})
 		d.count(resultRetried)
-		if !p.pause(msg, delay) {
+		if !waitHolding(p.stopping, []jetstream.Msg{msg}, delay, p.ackWait) {
 			return false
 		}
 		attempt++
-	}
-}
-
-// pause waits out a retry's backoff, keeping msg's ack wait alive; false when the
-// session ends first.
-func (p *partition) pause(msg jetstream.Msg, delay time.Duration) bool {
-	defer keepAlive(msg, max(time.Second, p.ackWait/3))()
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-p.stopping.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

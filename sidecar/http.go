@@ -26,26 +26,24 @@ func (s *Sidecar) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := s.Status()
-		code := http.StatusOK
-		if !st.Ready {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, st)
-	})
+	mux.HandleFunc("GET /readyz", s.statusProbe(func(st Status) bool { return st.Ready }))
 	// /startupz leaves the app's health out: a native sidecar's startup probe asks it, and
 	// the app starts only once it passes, so waiting for the app here would never end.
-	mux.HandleFunc("GET /startupz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /startupz", s.statusProbe(func(st Status) bool { return st.Started }))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// statusProbe answers the Status, 200 when pass says so and 503 otherwise.
+func (s *Sidecar) statusProbe(pass func(Status) bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
 		st := s.Status()
 		code := http.StatusOK
-		if !st.Started {
+		if !pass(st) {
 			code = http.StatusServiceUnavailable
 		}
 		writeJSON(w, code, st)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return mux
+	}
 }
 
 // publish forwards POST /v1/events to the ingress over NATS: the same request forms
