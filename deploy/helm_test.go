@@ -74,6 +74,7 @@ var kinds = map[string]func() any{
 	"v1/ServiceAccount":                        func() any { return &corev1.ServiceAccount{} },
 	"policy/v1/PodDisruptionBudget":            func() any { return &policyv1.PodDisruptionBudget{} },
 	"networking.k8s.io/v1/Ingress":             func() any { return &networkingv1.Ingress{} },
+	"networking.k8s.io/v1/NetworkPolicy":       func() any { return &networkingv1.NetworkPolicy{} },
 	"batch/v1/Job":                             func() any { return &batchv1.Job{} },
 	"rbac.authorization.k8s.io/v1/Role":        func() any { return &rbacv1.Role{} },
 	"rbac.authorization.k8s.io/v1/RoleBinding": func() any { return &rbacv1.RoleBinding{} },
@@ -201,6 +202,9 @@ func TestHelmDefault(t *testing.T) {
 		if _, ok := objs["Service/"+svc]; !ok {
 			t.Errorf("no Service %s", svc)
 		}
+	}
+	if np, ok := objs["NetworkPolicy/jetmesh"].(*networkingv1.NetworkPolicy); !ok || len(np.Spec.Ingress) != 2 || np.Spec.Ingress[0].Ports[0].Port.String() != "cluster" || len(np.Spec.Ingress[0].From) != 1 {
+		t.Errorf("the route port is not limited to the nodes: %+v", objs["NetworkPolicy/jetmesh"])
 	}
 	if job, ok := objs["Job/jetmesh-admin-secret"].(*batchv1.Job); !ok || job.Annotations["helm.sh/hook"] == "" {
 		t.Error("no admin-secret hook Job")
