@@ -31,10 +31,25 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 	eventually(t, 60*time.Second, "every job delivered", func() bool { return rec.distinct() == n })
 	mu.Lock()
 	defer mu.Unlock()
-	// The steady rate, between the 300th and the 2,300th delivery.
-	got := 2000 / times[2300].Sub(times[300]).Seconds()
-	t.Logf("delivered at %.1f/s across two replicas (limit %.0f/s)", got, limit)
+	// The steady rate from the 300th delivery on: the least-squares slope of deliveries
+	// over time. Two arrival times alone can be off by a stall of this (handler) process
+	// on a loaded machine, which bunches arrivals; the slope over 2,300 of them is not.
+	got := slope(times[300:])
+	t.Logf("delivered at %.1f/s across two replicas (limit %.0f/s); from two arrival times alone %.1f/s",
+		got, limit, float64(n-301)/times[n-1].Sub(times[300]).Seconds())
 	if got < limit*0.95 || got > limit*1.05 {
 		t.Errorf("delivered at %.1f/s, want %.0f/s ±5%%", got, limit)
 	}
+}
+
+// slope is the least-squares rate of arrivals: the fit of arrival index against time, in
+// arrivals per second.
+func slope(times []time.Time) float64 {
+	var sx, sy, sxx, sxy float64
+	for i, at := range times {
+		x, y := at.Sub(times[0]).Seconds(), float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	k := float64(len(times))
+	return (k*sxy - sx*sy) / (k*sxx - sx*sx)
 }
