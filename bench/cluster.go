@@ -21,13 +21,12 @@ func clusterConfigs(base server.Config, n int) ([]server.Config, error) {
 	routes := make([]string, n)
 	listens := make([]string, n)
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		listens[i] = ln.Addr().String()
-		_ = ln.Close()
-		routes[i] = "nats-route://" + listens[i]
+		listens[i] = addr
+		routes[i] = "nats-route://" + addr
 	}
 	out := make([]server.Config, n)
 	for i := range n {
@@ -65,4 +64,15 @@ func waitReady(ctx context.Context, servers []*server.Server) error {
 		}
 	}
 	return nil
+}
+
+// freeAddr is a loopback address with a port free now, for a listener that another
+// process or a server's own configuration opens later.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,12 +107,10 @@ func (e *env) startSidecar(ctx context.Context, wg *sync.WaitGroup, creds string
 		wg.Go(func() { _ = side.Run(ctx) })
 		return inProcess{side}, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	listen := ln.Addr().String()
-	_ = ln.Close()
 	p := &childProcess{listen: listen, out: &bytes.Buffer{}}
 	p.cmd = exec.Command(e.cfg.SidecarExec, "sidecar", "--server", e.srv.NATSURL(), "--service", "bench",
 		"--handler", e.sinkURL, "--listen", listen, "--log-level", "warn")

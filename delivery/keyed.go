@@ -59,23 +59,18 @@ func (d *Deliverer) runKeyed(ctx context.Context) error {
 	}
 	names := d.rule.ConsumerNames()
 	limit := d.newLimiter() // the replica's share of a rate limit, over all its partitions
+	// The deliverer is bound once every partition is.
+	var mu sync.Mutex
+	bound := make([]bool, len(names))
+	setBound := func(i int, ok bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		bound[i] = ok
+		d.bound.Store(!slices.Contains(bound, false))
+	}
 	var wg sync.WaitGroup
-	var bound sync.Map
 	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.runPartition(ctx, i, name, key, limit, func(ok bool) {
-				bound.Store(i, ok)
-				all := true
-				for j := range names {
-					if v, _ := bound.Load(j); v != true {
-						all = false
-					}
-				}
-				d.bound.Store(all)
-			})
-		}()
+		wg.Go(func() { d.runPartition(ctx, i, name, key, limit, func(ok bool) { setBound(i, ok) }) })
 	}
 	wg.Wait()
 	d.bound.Store(false)

@@ -159,8 +159,9 @@ func OnlyWhile(leading func() (bool, <-chan struct{})) ReconcilerOption {
 	return func(rc *Reconciler) { rc.leader = leading }
 }
 
-// leader0 is the leader function, or always leading without one.
-func (rc *Reconciler) leader0() (bool, <-chan struct{}) {
+// leading reports whether this reconciler may act now (always, without OnlyWhile), and a
+// channel closed at the next change.
+func (rc *Reconciler) leading() (bool, <-chan struct{}) {
 	if rc.leader == nil {
 		return true, nil
 	}
@@ -192,7 +193,7 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 	defer tick.Stop()
 	retry := time.NewTimer(0)
 	for {
-		_, leadChanged := rc.leader0()
+		_, leadChanged := rc.leading()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -217,7 +218,7 @@ func (rc *Reconciler) Run(ctx context.Context) error {
 			}
 		case <-retry.C:
 		}
-		if leading, _ := rc.leader0(); !leading {
+		if leading, _ := rc.leading(); !leading {
 			continue // another server reconciles
 		}
 		actions, err := rc.Reconcile(ctx, decodeAll(snap, rc.log))
