@@ -22,9 +22,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetmesh/jetmesh/bus"
+	"github.com/jetmesh/jetmesh/internal/servertest"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/schemas"
-	"github.com/jetmesh/jetmesh/server"
 )
 
 // -screenshots rewrites docs/console/*.png from what the browser shows.
@@ -92,18 +92,7 @@ func browser(t *testing.T) (context.Context, func() []string) {
 // bus starts a real server (embedded JetStream, console on) with two rules and events.
 func startBus(t *testing.T) (base string, js jetstream.JetStream) {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Ingress.AllowUnknownTypes = true
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-srv.Started()
+	srv, _ := servertest.Start(t, servertest.Config(t), slog.New(slog.DiscardHandler))
 	nc, err := nats.Connect(srv.NATSURL())
 	if err != nil {
 		t.Fatal(err)

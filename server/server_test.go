@@ -21,6 +21,7 @@ import (
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/internal/metricsdoc"
 	"github.com/jetmesh/jetmesh/internal/natstest"
+	"github.com/jetmesh/jetmesh/internal/servertest"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -121,44 +122,16 @@ func writeFile(t *testing.T, path, content string) {
 // start runs a server on free ports over dataDir until the test (or stop) ends it.
 func start(t *testing.T, dataDir string) (srv *server.Server, stop func() error) {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
 	// These tests are about the server; TestSchemasValidateLive covers validation.
-	cfg.Ingress.AllowUnknownTypes = true
+	cfg := servertest.Config(t)
+	cfg.DataDir = dataDir
 	return startWith(t, cfg)
 }
 
 // startWith runs a server with cfg until the test (or stop) ends it; stop returns Run's error.
 func startWith(t *testing.T, cfg server.Config) (srv *server.Server, stop func() error) {
 	t.Helper()
-	return startWithLog(t, cfg, slog.New(slog.DiscardHandler))
-}
-
-func startWithLog(t *testing.T, cfg server.Config, log *slog.Logger) (srv *server.Server, stop func() error) {
-	t.Helper()
-	srv, err := server.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Started():
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	}
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { _ = stop() })
-	return srv, stop
+	return servertest.Start(t, cfg, slog.New(slog.DiscardHandler))
 }
 
 func TestRunServesAndKeepsEventsAcrossRestart(t *testing.T) {

@@ -16,14 +16,14 @@ import (
 
 	"github.com/jetmesh/jetmesh/bus"
 	"github.com/jetmesh/jetmesh/ingress"
+	"github.com/jetmesh/jetmesh/internal/servertest"
 	"github.com/jetmesh/jetmesh/server"
 )
 
 // storageCfg is a server that stores any type, on fresh ports.
 func storageCfg(t *testing.T, dataDir string) server.Config {
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Ingress.AllowUnknownTypes = true
+	cfg := servertest.Config(t)
+	cfg.DataDir = dataDir
 	return cfg
 }
 
@@ -183,7 +183,7 @@ func TestHealsAfterDiskFull(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 	cfg := storageCfg(t, filepath.Join(dir, "data"))
 	cfg.MaxStore, cfg.DLQ.MaxBytes = 1<<30, 1<<20 // JetStream's own limit is not what stops it
-	srv, _ := startWithLog(t, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	srv, _ := servertest.Start(t, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	base := "http://" + srv.HTTPAddr()
 	if code, _ := publishHTTP(t, base, bigEvent("before", 10)); code != http.StatusOK {
 		t.Fatalf("publish before the disk filled: %d", code)

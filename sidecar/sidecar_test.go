@@ -20,6 +20,7 @@ import (
 	"github.com/jetmesh/jetmesh/internal/duration"
 	"github.com/jetmesh/jetmesh/internal/metricsdoc"
 	"github.com/jetmesh/jetmesh/internal/natstest"
+	"github.com/jetmesh/jetmesh/internal/servertest"
 	"github.com/jetmesh/jetmesh/rules"
 	"github.com/jetmesh/jetmesh/server"
 	"github.com/jetmesh/jetmesh/sidecar"
@@ -36,29 +37,14 @@ type bed struct {
 
 func newBed(t *testing.T) *bed {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.NATSAddr, cfg.HTTPAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Ingress.AllowUnknownTypes = true
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-srv.Started():
-	case err := <-done:
-		t.Fatal(err)
-	}
+	srv, _ := servertest.Start(t, servertest.Config(t), slog.New(slog.DiscardHandler))
 	nc, err := nats.Connect(srv.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	store, err := rules.OpenStore(ctx, js)
+	store, err := rules.OpenStore(context.Background(), js)
 	if err != nil {
 		t.Fatal(err)
 	}
