@@ -177,9 +177,13 @@ func (d *Deliverer) partitionSession(ctx context.Context, cons jetstream.Consume
 	p := newPartition(d, sessCtx, ackWait, i, key, limit)
 	defer func() { p.wait() }()
 	pin := ""
+	var nextReclaim time.Time
 	for sessCtx.Err() == nil {
-		if pin == "" {
+		// Asked at most every half pin TTL, not at each 1 s fetch: an idle partition's
+		// owner would otherwise load the JetStream API with a consumer info a second.
+		if now := time.Now(); pin == "" && !now.Before(nextReclaim) {
 			d.reclaim(sessCtx, cons, i)
+			nextReclaim = now.Add(rules.PinnedTTL / 2)
 		}
 		batch, err := cons.Fetch(rules.PartitionWindow, jetstream.FetchMaxWait(rules.PartitionPullExpiry),
 			jetstream.FetchPriorityGroup(rules.PriorityGroup))
