@@ -538,7 +538,7 @@ func setUp(ctx context.Context, cfg Config, dataDir string, secure bool) (*env, 
 	// The schema is live once an event validates: wait for it rather than race the reload.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		m := e.sink.start("warm-up", 1)
-		if code, err := e.post(ctx, "application/cloudevents+json", structured("warm-up", 0, time.Now())); err == nil && code == 200 {
+		if err := e.post(ctx, "application/cloudevents+json", structured("warm-up", 0, time.Now())); err == nil {
 			if _, err := m.wait(ctx, 30*time.Second); err != nil {
 				for _, sc := range e.sidecars {
 					if p, ok := sc.(*childProcess); ok {
@@ -563,10 +563,11 @@ func (e *env) close() {
 	e.stop()
 }
 
-func (e *env) post(ctx context.Context, contentType string, body []byte) (int, error) {
+// post publishes body to the ingress; an answer other than 200 is an error.
+func (e *env) post(ctx context.Context, contentType string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.ingestURL, strings.NewReader(string(body)))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	req.Header.Set("Content-Type", contentType)
 	if e.token != "" {
@@ -574,11 +575,14 @@ func (e *env) post(ctx context.Context, contentType string, body []byte) (int, e
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	return res.StatusCode, nil
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("ingress answered %d", res.StatusCode)
+	}
+	return nil
 }
 
 // structured renders one event; sentat carries the send time to the handler as an
@@ -635,22 +639,14 @@ func (e *env) publishAll(ctx context.Context, m *measure, typ string) error {
 			batch = append(batch, structuredOf(typ, m.name+"-"+strconv.Itoa(i), i, now)...)
 		}
 		batch = append(batch, ']')
-		code, err := e.post(ctx, "application/cloudevents-batch+json", batch)
-		if err == nil && code != 200 {
-			err = fmt.Errorf("ingress answered %d", code)
-		}
-		return err
+		return e.post(ctx, "application/cloudevents-batch+json", batch)
 	})
 }
 
 // publishFixed publishes the measurement's events of type typ at the configured rate.
 func (e *env) publishFixed(ctx context.Context, m *measure, typ string) error {
 	return pace(ctx, e.cfg.Rate, m.want, 32, func(i int, due time.Time) error {
-		code, err := e.post(ctx, "application/cloudevents+json", structuredOf(typ, m.name+"-"+strconv.Itoa(i), i, due))
-		if err == nil && code != 200 {
-			err = fmt.Errorf("ingress answered %d", code)
-		}
-		return err
+		return e.post(ctx, "application/cloudevents+json", structuredOf(typ, m.name+"-"+strconv.Itoa(i), i, due))
 	})
 }
 
